@@ -1,0 +1,179 @@
+/*
+ * mempool: a fixed-capacity pool of same-size memory blocks.
+ *
+ * OVERVIEW
+ *   A pool owns exactly `capacity` blocks for its whole life. mempool_get()
+ *   hands one out, mempool_put() takes it back. Nothing is allocated after
+ *   creation, so memory is bounded and a pool gives back-pressure: when every
+ *   block is out, a get sleeps until one is put back (or a timeout expires, or
+ *   the pool is closed).
+ *
+ *   Two modes; exactly one of `block_size` and `make` is set in the config:
+ *   - Arena mode: the pool makes all blocks itself in one contiguous region.
+ *     Block i starts at base + i * stride, at a multiple of `alignment`.
+ *     Blocks are zero-filled at creation unless `init` prepares them.
+ *   - Generator mode: `make` produces each block (any pointer, any size), up
+ *     front or, with MEMPOOL_LAZY, on first need. `unmake` releases them at
+ *     destroy. Indices follow the order in which blocks were made.
+ *
+ * GUARANTEES
+ *   - Exact capacity: at most `capacity` blocks are ever out at once; a block
+ *     is never handed to two owners (unless the caller puts one block twice
+ *     from two threads without ordering between the puts: see mempool_put).
+ *   - The pool never writes into a block it holds: bookkeeping lives in side
+ *     arrays, so a block keeps its contents between put and get, and a buffer
+ *     overflow in the caller cannot corrupt the free list.
+ *   - Lock-free fast path: when nobody waits, get and put take no lock and make
+ *     no system call. The shared free list is a Treiber stack of block indices
+ *     with an ABA tag in the same 64-bit word.
+ *   - Put validation is always on and O(1): NULL, foreign, interior and
+ *     repeated puts are refused with EINVAL and leave the pool unchanged.
+ *
+ * WAITING
+ *   A get that finds no free block sleeps (a futex on Linux, a condition
+ *   variable elsewhere); a sleeping thread uses no CPU. Waiters queue in FIFO
+ *   order and a put hands its block straight to the oldest waiter, so no
+ *   waiter starves and nobody can barge in front of it. A put makes a system
+ *   call only when somebody waits. Timeouts are relative, in nanoseconds, on
+ *   CLOCK_MONOTONIC: < 0 waits forever, 0 does not wait, and a value too large
+ *   to add to the clock saturates to forever. A timed wait never returns early
+ *   and is honoured across signals and spurious wake-ups. Waiting calls are
+ *   not cancellation points; mempool_close() or a timeout aborts a wait.
+ *   A bulk get waits in the same FIFO and collects its blocks when it reaches
+ *   the head: a thread that waits while it holds blocks of the pool can wait
+ *   behind a bulk request that needs those blocks.
+ *
+ * ERRORS
+ *   Functions returning a pointer return NULL and set errno. Functions
+ *   returning int (except mempool_owns) return 0 or a positive errno value and
+ *   leave errno alone. A successful call never changes errno, and EINTR is
+ *   never returned. A NULL pool gives EINVAL where an error can be returned,
+ *   0 from the size queries and mempool_owns, SIZE_MAX from mempool_index, and
+ *   is a no-op for destroy, close and flush.
+ *
+ * THREADS, SIGNALS, FORK
+ *   Every function except mempool_destroy may be called from any thread at any
+ *   time. Async-signal-safe: mempool_capacity, mempool_block_size,
+ *   mempool_owns, mempool_index, mempool_block; nothing else. After fork() the
+ *   child may use a pool only if no other thread was inside a call on that
+ *   pool at the moment of the fork (no pthread_atfork handlers are installed).
+ *
+ * SHUTDOWN
+ *   Stop users with mempool_close() (waiters wake with ECANCELED), wait for
+ *   the blocks with mempool_drain(), join the threads, then mempool_destroy().
+ *   Calling destroy while another thread is inside a call on the pool is a
+ *   caller error, and so is any use of the pool after destroy.
+ */
+#ifndef MEMPOOL_H
+#define MEMPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MEMPOOL_API __attribute__((visibility("default")))
+#else
+#define MEMPOOL_API
+#endif
+
+/* The largest capacity: the free list's 64-bit head holds a 25-bit block
+ * index next to its ABA tag (see src/stack.h). */
+#define MEMPOOL_CAPACITY_MAX ((size_t)1 << 24)
+
+enum {
+    MEMPOOL_NO_CACHE = 1u << 0, /* no per-thread cache */
+    MEMPOOL_LAZY     = 1u << 1, /* generator mode: make blocks on first need */
+};
+
+typedef struct mempool mempool;
+
+typedef struct mempool_config {
+    size_t   capacity;    /* number of blocks, 1 .. MEMPOOL_CAPACITY_MAX */
+    size_t   block_size;  /* arena mode: usable bytes per block */
+    size_t   alignment;   /* arena mode: power of two; 0 = alignof(max_align_t) */
+    void  *(*make)(void *arg);                /* generator mode: makes one block */
+    void   (*unmake)(void *block, void *arg); /* generator mode: releases one block (optional) */
+    void   (*init)(void *block, void *arg);   /* arena mode: prepares each block once (optional) */
+    void    *arg;         /* passed to make, unmake, init and on_misuse */
+    unsigned cache_size;  /* per-thread cache, in blocks; 0 = automatic */
+    unsigned flags;       /* MEMPOOL_* flags */
+    void   (*on_misuse)(const char *what, const void *block, void *arg); /* optional */
+    uint64_t reserved[4]; /* room to grow without an ABI break: must be zero */
+} mempool_config;
+
+/* Creates a pool. NULL with errno EINVAL (invalid config), EOVERFLOW (the
+ * arena or its metadata would exceed PTRDIFF_MAX bytes) or ENOMEM (an
+ * allocation or `make` failed; every block made so far is unmade once). */
+MEMPOOL_API mempool *mempool_create(const mempool_config *config);
+
+/* Releases the pool and every block it holds, calling `unmake` for them in
+ * generator mode. Blocks still out become invalid in arena mode and stay the
+ * caller's in generator mode. NULL is a no-op. */
+MEMPOOL_API void mempool_destroy(mempool *pool);
+
+/* Takes a block, sleeping as long as needed. NULL with errno ECANCELED (the
+ * pool is closed), ENOMEM (a lazy `make` failed) or EINVAL (NULL pool). */
+MEMPOOL_API void *mempool_get(mempool *pool);
+
+/* Takes a block, sleeping at most timeout_ns (< 0 forever, 0 not at all).
+ * NULL with errno EAGAIN (none free, no wait allowed), ETIMEDOUT, ECANCELED,
+ * ENOMEM or EINVAL. */
+MEMPOOL_API void *mempool_get_timeout(mempool *pool, int64_t timeout_ns);
+
+/* mempool_get_timeout(pool, 0): never sleeps, but may run a lazy `make`. */
+MEMPOOL_API void *mempool_try_get(mempool *pool);
+
+/* Gives a block back: 0, or EINVAL when `block` is NULL, not the start of one
+ * of this pool's blocks, or already free when the put began. Two puts of one
+ * block that are not ordered with each other are undefined behaviour. */
+MEMPOOL_API int mempool_put(mempool *pool, void *block);
+
+/* Takes n blocks, all or nothing: 0, or EINVAL (NULL pool, NULL blocks with
+ * n > 0, n > capacity), ECANCELED, EAGAIN, ETIMEDOUT or ENOMEM with none
+ * taken. n == 0 returns 0 at once. */
+MEMPOOL_API int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns);
+
+/* Gives n blocks back: 0, or EINVAL and nothing put when any element would be
+ * refused by mempool_put or appears twice in the array. */
+MEMPOOL_API int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n);
+
+/* Closes the pool for good (idempotent): every waiting and later get returns
+ * ECANCELED. Puts are still accepted. */
+MEMPOOL_API void mempool_close(mempool *pool);
+
+/* Sleeps until every block is back (available == capacity): 0 or ETIMEDOUT
+ * (same timeout convention; 0 only checks), EINVAL for a NULL pool. */
+MEMPOOL_API int mempool_drain(mempool *pool, int64_t timeout_ns);
+
+/* Returns the calling thread's cached blocks to the shared pool. */
+MEMPOOL_API void mempool_flush(mempool *pool);
+
+/* The configured capacity. */
+MEMPOOL_API size_t mempool_capacity(const mempool *pool);
+
+/* Blocks not out: free ones wherever they are held, plus (lazy mode) blocks
+ * not made yet. Exact when no call is in flight; ignores close. */
+MEMPOOL_API size_t mempool_available(const mempool *pool);
+
+/* The configured block_size (0 in generator mode). */
+MEMPOOL_API size_t mempool_block_size(const mempool *pool);
+
+/* 1 when `block` is the start of one of this pool's blocks (out or free). */
+MEMPOOL_API int mempool_owns(const mempool *pool, const void *block);
+
+/* The block's index, 0 .. capacity-1, or SIZE_MAX when it is not one. */
+MEMPOOL_API size_t mempool_index(const mempool *pool, const void *block);
+
+/* The block at `index`; NULL with errno EINVAL (index >= capacity or NULL
+ * pool) or ENOENT (lazy slot not made yet). */
+MEMPOOL_API void *mempool_block(const mempool *pool, size_t index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMPOOL_H */

@@ -1,0 +1,251 @@
+/* Pool lifecycle: checking the config, laying out the arena and the side
+ * arrays, making blocks, and releasing everything at destroy. */
+#include <errno.h>
+#include <stdalign.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY)
+
+void *mempool__call_make(mempool *pool)
+{
+    int saved = errno;
+    int cancel = mempool__os_cancel_off();
+    void *block = pool->make(pool->arg);
+    mempool__os_cancel_restore(cancel);
+    errno = saved;
+    return block;
+}
+
+static void call_unmake(mempool *pool, void *block)
+{
+    if (!pool->unmake)
+        return;
+    int saved = errno;
+    int cancel = mempool__os_cancel_off();
+    pool->unmake(block, pool->arg);
+    mempool__os_cancel_restore(cancel);
+    errno = saved;
+}
+
+void mempool__report(mempool *pool, const char *what, const void *block)
+{
+    if (!pool->on_misuse)
+        return;
+    int saved = errno;
+    int cancel = mempool__os_cancel_off();
+    pool->on_misuse(what, block, pool->arg);
+    mempool__os_cancel_restore(cancel);
+    errno = saved;
+}
+
+static int config_check(const mempool_config *c)
+{
+    if (!c || c->capacity == 0 || c->capacity > MEMPOOL_CAPACITY_MAX)
+        return EINVAL;
+    if (c->flags & ~(unsigned)KNOWN_FLAGS)
+        return EINVAL;
+    if ((c->flags & MEMPOOL_NO_CACHE) && c->cache_size)
+        return EINVAL;
+    for (size_t i = 0; i < sizeof c->reserved / sizeof c->reserved[0]; i++)
+        if (c->reserved[i])
+            return EINVAL;
+    if ((c->block_size != 0) == (c->make != NULL))
+        return EINVAL;
+    if (c->make)
+        return c->alignment || c->init ? EINVAL : 0;
+    if (c->unmake || (c->flags & MEMPOOL_LAZY))
+        return EINVAL;
+    if (c->alignment & (c->alignment - 1))
+        return EINVAL;
+    return 0;
+}
+
+/* Sizes the arena: 0, or EOVERFLOW when it cannot be addressed. */
+static int arena_layout(mempool *pool, const mempool_config *c)
+{
+    size_t alignment = c->alignment ? c->alignment : alignof(max_align_t);
+    if (alignment > PTRDIFF_MAX || c->block_size > PTRDIFF_MAX - (alignment - 1))
+        return EOVERFLOW;
+    size_t stride = (c->block_size + alignment - 1) & ~(alignment - 1);
+    if (stride > PTRDIFF_MAX / c->capacity)
+        return EOVERFLOW;
+    pool->block_size = c->block_size;
+    pool->stride = stride;
+    pool->arena_bytes = stride * c->capacity;
+    pool->arena_alignment = alignment;
+    if ((stride & (stride - 1)) == 0) {
+        while (((size_t)1 << pool->stride_shift) < stride)
+            pool->stride_shift++;
+    } else {
+        pool->stride_inverse = UINT64_MAX / stride + 1;
+    }
+    return 0;
+}
+
+static size_t entry_rows(size_t capacity)
+{
+    size_t rows = (capacity + ENTRY_SPREAD - 1) / ENTRY_SPREAD;
+    return (rows + ENTRY_SPREAD - 1) & ~(size_t)(ENTRY_SPREAD - 1);
+}
+
+/* One allocation holds the stack entries and, in generator mode, the
+ * index -> block array and the pointer map. */
+static int meta_alloc(mempool *pool)
+{
+    size_t rows = entry_rows(pool->capacity);
+    size_t entries = rows * ENTRY_SPREAD * sizeof(uint64_t);
+    size_t blocks = pool->make ? pool->capacity * sizeof(void *) : 0;
+    size_t map = pool->make ? mempool__map_bytes(pool->capacity) : 0;
+    if (pool->arena_bytes > PTRDIFF_MAX - entries - blocks - map)
+        return EOVERFLOW;
+    char *meta = mempool__os_alloc(entries + blocks + map, CACHE_LINE);
+    if (!meta)
+        return ENOMEM;
+    pool->meta_bytes = entries + blocks + map;
+    pool->stack.entries = (_Atomic uint64_t *)meta;
+    pool->stack.rows = (uint32_t)rows;
+    if (pool->make) {
+        pool->blocks = (_Atomic(void *) *)(meta + entries);
+        mempool__map_init(&pool->map, meta + entries + blocks, pool->capacity);
+    }
+    return 0;
+}
+
+/* Puts blocks 0 .. n-1 on the stack, block 0 on top. */
+static void stack_fill(mempool *pool, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t next = i + 1 < n ? (uint32_t)(i + 1) : STACK_NIL;
+        atomic_store_explicit(stack_entry(&pool->stack, (uint32_t)i),
+                              entry_make(next, (uint32_t)(n - i)), memory_order_relaxed);
+    }
+    atomic_store_explicit(&pool->stack.head, n ? 0 : STACK_NIL, memory_order_relaxed);
+}
+
+static void unmake_free_blocks(mempool *pool)
+{
+    size_t made = atomic_load_explicit(&pool->made, memory_order_acquire);
+    for (size_t i = 0; i < made; i++)
+        if (stack_is_free(&pool->stack, (uint32_t)i))
+            call_unmake(pool, mempool__block_at(pool, (uint32_t)i));
+}
+
+static void pool_free(mempool *pool)
+{
+    if (pool->base)
+        mempool__os_free(pool->base, pool->arena_bytes, pool->arena_alignment);
+    mempool__os_free((void *)pool->stack.entries, pool->meta_bytes, CACHE_LINE);
+    pthread_mutex_destroy(&pool->lock);
+    mempool__os_free(pool, sizeof *pool, alignof(mempool));
+}
+
+/* Generator mode without MEMPOOL_LAZY: `capacity` makes, in index order. */
+static int make_all(mempool *pool)
+{
+    for (size_t i = 0; i < pool->capacity; i++) {
+        void *block = mempool__call_make(pool);
+        if (!block || mempool__register(pool, block) == STACK_NIL) {
+            /* Every registered block is free (none was handed out yet), so
+             * this releases each block made so far exactly once; a repeated
+             * pointer was registered once and is released once. */
+            unmake_free_blocks(pool);
+            return ENOMEM;
+        }
+        /* The stack is filled after the loop; mark the block free now so
+         * that a failure above knows it is the pool's to release. */
+        atomic_store_explicit(stack_entry(&pool->stack, (uint32_t)i), ENTRY_FREE,
+                              memory_order_relaxed);
+    }
+    stack_fill(pool, pool->capacity);
+    return 0;
+}
+
+static int arena_make(mempool *pool, const mempool_config *c)
+{
+    pool->base = mempool__os_alloc(pool->arena_bytes, pool->arena_alignment);
+    if (!pool->base)
+        return ENOMEM;
+    if (c->init) {
+        int saved = errno;
+        int cancel = mempool__os_cancel_off();
+        for (size_t i = 0; i < pool->capacity; i++)
+            c->init(pool->base + i * pool->stride, c->arg);
+        mempool__os_cancel_restore(cancel);
+        errno = saved;
+    }
+    stack_fill(pool, pool->capacity);
+    return 0;
+}
+
+mempool *mempool_create(const mempool_config *config)
+{
+    int err = config_check(config);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    mempool *pool = mempool__os_alloc(sizeof *pool, alignof(mempool));
+    if (!pool) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pool->capacity = config->capacity;
+    pool->make = config->make;
+    pool->unmake = config->unmake;
+    pool->on_misuse = config->on_misuse;
+    pool->arg = config->arg;
+    pool->flags = config->flags;
+    pthread_mutex_init(&pool->lock, NULL);
+    atomic_store_explicit(&pool->stack.head, STACK_NIL, memory_order_relaxed);
+
+    err = config->make ? 0 : arena_layout(pool, config);
+    if (!err)
+        err = meta_alloc(pool);
+    if (!err) {
+        if (!config->make)
+            err = arena_make(pool, config);
+        else if (config->flags & MEMPOOL_LAZY)
+            atomic_store_explicit(&pool->unmade, pool->capacity, memory_order_relaxed);
+        else
+            err = make_all(pool);
+    }
+    if (err) {
+        pool_free(pool);
+        errno = err;
+        return NULL;
+    }
+    return pool;
+}
+
+void mempool_destroy(mempool *pool)
+{
+    if (!pool)
+        return;
+    if (pool->make)
+        unmake_free_blocks(pool);
+    pool_free(pool);
+}
+
+size_t mempool_capacity(const mempool *pool)
+{
+    return pool ? pool->capacity : 0;
+}
+
+size_t mempool_block_size(const mempool *pool)
+{
+    return pool ? pool->block_size : 0;
+}
+
+size_t mempool_available(const mempool *pool)
+{
+    if (!pool)
+        return 0;
+    size_t n = stack_depth(&pool->stack) +
+               atomic_load_explicit(&pool->collected, memory_order_relaxed) +
+               atomic_load_explicit(&pool->unmade, memory_order_relaxed);
+    /* Racing loads can overcount by blocks in motion; never report more than
+     * the pool has. */
+    return n < pool->capacity ? n : pool->capacity;
+}

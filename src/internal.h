@@ -1,0 +1,109 @@
+/* The pool's layout and the functions the source files share. */
+#ifndef MEMPOOL_INTERNAL_H
+#define MEMPOOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mempool.h"
+#include "os.h"
+#include "stack.h"
+
+#define CACHE_LINE 64
+
+#if defined(__GNUC__)
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define likely(x) (x)
+#define unlikely(x) (x)
+#endif
+
+/* Generator mode: block pointer -> index, an open-addressing table with twice
+ * the capacity's slots (rounded up to a power of two). Inserts claim a key
+ * with one CAS and publish the index after it, so lookups run lock-free
+ * beside lazy inserts; a key without its index yet is "not a block", which is
+ * right: a block being registered has not been handed out. */
+struct ptr_map {
+    _Atomic uintptr_t *keys;
+    _Atomic uint32_t *values; /* index + 1; 0 while the insert is in flight */
+    size_t mask;
+    unsigned shift; /* 64 - log2(slots): hashing keeps the product's top bits */
+};
+
+struct waiter;
+
+struct mempool {
+    /* Read-mostly: set at creation (closed changes once). */
+    size_t capacity;
+    size_t block_size;
+    size_t stride;          /* arena: distance between block starts */
+    unsigned stride_shift;  /* arena: log2(stride) when it is a power of two */
+    uint64_t stride_inverse; /* arena: ceil(2^64 / stride) otherwise */
+    char *base;             /* arena: block 0; NULL in generator mode */
+    size_t arena_bytes;
+    size_t arena_alignment;
+    _Atomic(void *) *blocks; /* generator: index -> block */
+    struct ptr_map map;
+    void *(*make)(void *arg);
+    void (*unmake)(void *block, void *arg);
+    void (*on_misuse)(const char *what, const void *block, void *arg);
+    void *arg;
+    unsigned flags;
+    size_t meta_bytes;      /* everything allocated besides the arena */
+    _Atomic bool closed;
+
+    /* The free list's head, alone on its line: every get and put CASes it. */
+    alignas(CACHE_LINE) struct stack stack;
+
+    /* Slow path state, guarded by lock. */
+    alignas(CACHE_LINE) pthread_mutex_t lock;
+    struct waiter *first, *last; /* FIFO of sleeping gets */
+    unsigned drainers;
+    _Atomic size_t collected;    /* blocks held by queued bulk waiters */
+    _Atomic uint32_t drain_seq;  /* bumped when a put completes the pool */
+
+    /* Lazy generator mode. */
+    _Atomic size_t unmade;       /* slots nobody has claimed for a make yet */
+    _Atomic size_t made;         /* next index to give a made block */
+};
+
+/* Pointer <-> index (index.c). */
+MEMPOOL_INTERNAL void *mempool__block_at(const mempool *pool, uint32_t index);
+/* Index of `block`, or STACK_NIL with *what naming why it is not one. */
+MEMPOOL_INTERNAL uint32_t mempool__lookup(const mempool *pool, const void *block,
+                                          const char **what);
+/* Registers a block that `make` returned: its index, or STACK_NIL when the
+ * pointer is already a block of the pool. */
+MEMPOOL_INTERNAL uint32_t mempool__register(mempool *pool, void *block);
+MEMPOOL_INTERNAL size_t mempool__map_bytes(size_t capacity);
+MEMPOOL_INTERNAL void mempool__map_init(struct ptr_map *map, void *memory, size_t capacity);
+
+/* Callbacks run with cancellation off and errno kept (create.c). */
+MEMPOOL_INTERNAL void *mempool__call_make(mempool *pool);
+MEMPOOL_INTERNAL void mempool__report(mempool *pool, const char *what, const void *block);
+
+/* Slow paths (wait.c). */
+MEMPOOL_INTERNAL int mempool__get_slow(mempool *pool, void **out, size_t n,
+                                       int64_t timeout_ns);
+MEMPOOL_INTERNAL void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n);
+MEMPOOL_INTERNAL void mempool__return_slot(mempool *pool);
+
+/* Claims one unmade slot (lazy mode): true when the caller may make a block. */
+static inline bool mempool__claim_slot(mempool *pool)
+{
+    size_t unmade = atomic_load_explicit(&pool->unmade, memory_order_relaxed);
+    while (unmade > 0) {
+        if (atomic_compare_exchange_weak_explicit(&pool->unmade, &unmade, unmade - 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+#endif

@@ -1,0 +1,52 @@
+/* The OS seam: everything the pool needs from the operating system, and
+ * nothing else. The rest of src/ has no #ifdef for platforms.
+ *
+ * Waiting is futex-shaped: a thread sleeps on a 32-bit word while it holds an
+ * expected value, and a waker changes the word before waking. Two backends
+ * implement it: wait_futex.c (Linux futex, private) and wait_condvar.c
+ * (pthread mutex + condition variable on CLOCK_MONOTONIC, any POSIX system),
+ * chosen at build time. Memory, the clock and cancellation come from posix.c. */
+#ifndef MEMPOOL_OS_H
+#define MEMPOOL_OS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define MEMPOOL_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define MEMPOOL_INTERNAL
+#endif
+
+/* Deadlines are absolute CLOCK_MONOTONIC nanoseconds; this one means never. */
+#define OS_FOREVER INT64_MAX
+
+/* Now on CLOCK_MONOTONIC, in nanoseconds. */
+MEMPOOL_INTERNAL int64_t mempool__os_now(void);
+
+/* Sleeps while *word == expected, until woken or until `deadline`. Returns 0
+ * after a wake-up, a spurious return or a changed word (the caller re-checks
+ * its condition), ETIMEDOUT once the deadline has passed. Never returns EINTR,
+ * never changes errno and is not a cancellation point. */
+MEMPOOL_INTERNAL int mempool__os_wait(_Atomic uint32_t *word, uint32_t expected,
+                                      int64_t deadline);
+
+/* Wakes at most `count` threads sleeping on `word`. The waker changes the word
+ * first. The word's memory may already be gone when this runs (a woken waiter
+ * that saw the change may have returned): backends must not touch it. */
+MEMPOOL_INTERNAL void mempool__os_wake(_Atomic uint32_t *word, int count);
+
+/* Zero-filled memory aligned to `alignment` (a power of two), NULL on failure.
+ * Large regions are reserved from the OS and committed by first touch. */
+MEMPOOL_INTERNAL void *mempool__os_alloc(size_t size, size_t alignment);
+
+/* Releases what mempool__os_alloc returned, with the same size and alignment. */
+MEMPOOL_INTERNAL void mempool__os_free(void *p, size_t size, size_t alignment);
+
+/* Disables thread cancellation around a callback or a wait and restores the
+ * caller's state afterwards. */
+MEMPOOL_INTERNAL int mempool__os_cancel_off(void);
+MEMPOOL_INTERNAL void mempool__os_cancel_restore(int old_state);
+
+#endif

@@ -1,0 +1,78 @@
+/* Portable POSIX wait backend: futex semantics emulated with a fixed table
+ * of mutex + condition variable buckets, hashed by the word's address.
+ *
+ * Why it cannot lose a wake-up: a waiter compares the word with `expected`
+ * while it holds the bucket mutex and releases that mutex only inside
+ * pthread_cond_timedwait. A waker changes the word before it takes the same
+ * mutex to broadcast, so either the waiter saw the new value, or it was
+ * already asleep on the condition when the broadcast came. The waker touches
+ * only the static bucket, never the word's memory, so a waiter may return
+ * and release its word while the wake is still under way. Several words share
+ * a bucket, hence broadcast, and waiters re-check their own word. */
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "os.h"
+
+#define BUCKETS 64
+
+static struct bucket {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+} buckets[BUCKETS];
+
+static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
+
+static void buckets_init(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    for (int i = 0; i < BUCKETS; i++) {
+        pthread_mutex_init(&buckets[i].lock, NULL);
+        pthread_cond_init(&buckets[i].cond, &attr);
+    }
+    pthread_condattr_destroy(&attr);
+}
+
+static struct bucket *bucket_of(const void *word)
+{
+    pthread_once(&buckets_once, buckets_init);
+    uintptr_t h = (uintptr_t)word >> 2;
+    h ^= h >> 7;
+    return &buckets[h % BUCKETS];
+}
+
+int mempool__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    if (deadline != OS_FOREVER && mempool__os_now() >= deadline)
+        return ETIMEDOUT;
+    struct bucket *b = bucket_of(word);
+    struct timespec ts = { (time_t)(deadline / 1000000000),
+                           (long)(deadline % 1000000000) };
+    int saved = errno;
+    /* pthread_cond_wait is a cancellation point; the pool's waits are not. */
+    int cancel = mempool__os_cancel_off();
+    int err = 0;
+    pthread_mutex_lock(&b->lock);
+    if (atomic_load_explicit(word, memory_order_acquire) == expected) {
+        if (deadline == OS_FOREVER)
+            pthread_cond_wait(&b->cond, &b->lock);
+        else
+            err = pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+    }
+    pthread_mutex_unlock(&b->lock);
+    mempool__os_cancel_restore(cancel);
+    errno = saved;
+    return err == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+void mempool__os_wake(_Atomic uint32_t *word, int count)
+{
+    (void)count;
+    struct bucket *b = bucket_of(word);
+    pthread_mutex_lock(&b->lock);
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}

@@ -1,0 +1,43 @@
+/* Linux wait backend: a private futex per waiting thread.
+ *
+ * FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a wait
+ * interrupted by a signal resumes against the same deadline and is never
+ * stretched or shortened by restarts. FUTEX_WAKE on a private futex only
+ * hashes the address; it never touches the word's memory, which is why a
+ * waker may call it after the waiter has returned. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "os.h"
+
+int mempool__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != OS_FOREVER) {
+        if (mempool__os_now() >= deadline)
+            return ETIMEDOUT;
+        ts.tv_sec = (time_t)(deadline / 1000000000);
+        ts.tv_nsec = (long)(deadline % 1000000000);
+        tsp = &ts;
+    }
+    int saved = errno;
+    long rc = syscall(SYS_futex, (uint32_t *)word,
+                      FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tsp,
+                      NULL, FUTEX_BITSET_MATCH_ANY);
+    int err = rc == 0 ? 0 : errno;
+    errno = saved;
+    /* EAGAIN: the word had already changed; EINTR: a signal. Both are plain
+     * returns for the caller, which re-checks its condition. */
+    return err == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+void mempool__os_wake(_Atomic uint32_t *word, int count)
+{
+    int saved = errno;
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count,
+            NULL, NULL, 0);
+    errno = saved;
+}

@@ -1,0 +1,149 @@
+/* The fast paths of get and put, read top to bottom.
+ *
+ * A get pops the shared stack; a put validates the block and pushes it. When
+ * the stack is empty, or a waiter or drainer has set the stack's WAIT bit,
+ * the call moves to the slow paths in wait.c. Validation reads the block's
+ * entry in the side array: no read-modify-write, O(1) in both modes. */
+#include <errno.h>
+
+#include "internal.h"
+
+/* Bulk calls move blocks through a small index buffer, one CAS per chunk. */
+#define CHUNK 64
+
+static bool pool_closed(const mempool *pool)
+{
+    return atomic_load_explicit(&pool->closed, memory_order_acquire);
+}
+
+void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
+{
+    if (unlikely(!pool)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (unlikely(pool_closed(pool))) {
+        errno = ECANCELED;
+        return NULL;
+    }
+    uint32_t index = stack_pop(&pool->stack);
+    if (likely(index != STACK_NIL))
+        return mempool__block_at(pool, index);
+    void *block;
+    int err = mempool__get_slow(pool, &block, 1, timeout_ns);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    return block;
+}
+
+void *mempool_get(mempool *pool)
+{
+    return mempool_get_timeout(pool, -1);
+}
+
+void *mempool_try_get(mempool *pool)
+{
+    return mempool_get_timeout(pool, 0);
+}
+
+/* The block's index if a put of it is valid, else STACK_NIL after reporting. */
+static uint32_t put_check(mempool *pool, const void *block)
+{
+    const char *what;
+    uint32_t index = mempool__lookup(pool, block, &what);
+    if (likely(index != STACK_NIL)) {
+        if (likely(!stack_is_free(&pool->stack, index)))
+            return index;
+        what = "repeated";
+    }
+    mempool__report(pool, what, block);
+    return STACK_NIL;
+}
+
+int mempool_put(mempool *pool, void *block)
+{
+    if (unlikely(!pool))
+        return EINVAL;
+    uint32_t index = put_check(pool, block);
+    if (unlikely(index == STACK_NIL))
+        return EINVAL;
+    if (unlikely(!stack_push_many(&pool->stack, &index, 1, false)))
+        mempool__put_slow(pool, &index, 1);
+    return 0;
+}
+
+int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
+{
+    if (!pool)
+        return EINVAL;
+    if (n == 0)
+        return 0;
+    if (!blocks || n > pool->capacity)
+        return EINVAL;
+    if (pool_closed(pool))
+        return ECANCELED;
+    uint32_t indices[CHUNK];
+    if (n <= CHUNK && stack_pop_many(&pool->stack, indices, n)) {
+        for (size_t i = 0; i < n; i++)
+            blocks[i] = mempool__block_at(pool, indices[i]);
+        return 0;
+    }
+    return mempool__get_slow(pool, blocks, n, timeout_ns);
+}
+
+/* Marks blocks[from..to) free again after a refused put_bulk. */
+static void put_bulk_unmark(mempool *pool, void *const *blocks, size_t from, size_t to)
+{
+    const char *what;
+    for (size_t i = from; i < to; i++)
+        stack_mark_out(&pool->stack, mempool__lookup(pool, blocks[i], &what));
+}
+
+int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
+{
+    if (!pool)
+        return EINVAL;
+    if (n == 0)
+        return 0;
+    if (!blocks) {
+        mempool__report(pool, "null", NULL);
+        return EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (put_check(pool, blocks[i]) == STACK_NIL)
+            return EINVAL;
+    /* Every block is out. Setting FREE one by one finds a block that appears
+     * twice in the array without allocating: the second sighting is already
+     * free. Nobody else can touch these entries while we own the blocks. */
+    const char *what;
+    for (size_t i = 0; i < n; i++) {
+        _Atomic uint64_t *entry =
+            stack_entry(&pool->stack, mempool__lookup(pool, blocks[i], &what));
+        if (atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE) {
+            put_bulk_unmark(pool, blocks, 0, i);
+            mempool__report(pool, "repeated-in-array", blocks[i]);
+            return EINVAL;
+        }
+        atomic_store_explicit(entry, ENTRY_FREE, memory_order_relaxed);
+    }
+    for (size_t done = 0; done < n;) {
+        uint32_t indices[CHUNK];
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        for (size_t i = 0; i < k; i++)
+            indices[i] = mempool__lookup(pool, blocks[done + i], &what);
+        if (!stack_push_many(&pool->stack, indices, k, false)) {
+            put_bulk_unmark(pool, blocks, done, done + k);
+            mempool__put_slow(pool, indices, k);
+        }
+        done += k;
+    }
+    return 0;
+}
+
+void mempool_flush(mempool *pool)
+{
+    /* Blocks are cached only in the shared stack: nothing to return. */
+    (void)pool;
+}

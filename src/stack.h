@@ -1,0 +1,202 @@
+/* The shared free list: a lock-free LIFO (Treiber stack) of block indices.
+ *
+ * HEAD WORD (64 bits, one CAS covers all of it)
+ *   bits  0..24  index of the top block, or STACK_NIL when empty
+ *   bit   25     WAIT: a get is queued or a drain waits, so puts must take the
+ *                locked slow path (see wait.c); pops ignore it and keep it
+ *   bits 26..63  ABA tag, 38 bits, bumped by every pop
+ *
+ * ABA: a pop reads head H, then H's next, then CASes. Between the two, other
+ * threads could pop H, pop its successor and push H again, so that the head
+ * index matches but the next it read is stale. Any such sequence contains a
+ * pop, and every pop bumps the tag, so the stale CAS fails. A push need not
+ * bump it: a push alone cannot bring an old index back to the top. The tag
+ * could only fool a CAS if exactly 2^38 (2.7e11) pops happened while one
+ * thread sat between its read and its CAS: more than 45 minutes even at 10^8
+ * pops per second. After a failed CAS the tag comes from the value the CAS
+ * returned, never from a stale copy.
+ *
+ * ENTRIES (out of band: the pool never writes into a block)
+ *   One 64-bit word per block in a side array: bits 0..24 next index, bits
+ *   25..49 depth (blocks in the stack from this one down, so the free count is
+ *   one load of the top entry), bit 63 FREE. Only the block's owner writes
+ *   its entry: the pusher before its release-CAS, the popper (now owner)
+ *   after its CAS. Readers of a stale entry are always caught by the tag.
+ *   Entry i sits at stack_slot(i): neighbouring blocks are spread over
+ *   different cache lines, so threads working on blocks i and i+1 do not
+ *   share a line.
+ *
+ * ORDERING
+ *   Every change to the head is a read-modify-write, so every value of it is
+ *   in the release sequence of every earlier push: a pop that acquires the
+ *   head sees the entries (and the block contents) written before the push
+ *   that published that block.
+ */
+#ifndef MEMPOOL_STACK_H
+#define MEMPOOL_STACK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STACK_INDEX_BITS 25
+#define STACK_NIL ((uint32_t)((1u << STACK_INDEX_BITS) - 1))
+#define STACK_WAIT ((uint64_t)1 << STACK_INDEX_BITS)
+#define STACK_TAG_SHIFT (STACK_INDEX_BITS + 1)
+#define STACK_TAG_ONE ((uint64_t)1 << STACK_TAG_SHIFT)
+
+#define ENTRY_DEPTH_SHIFT STACK_INDEX_BITS
+#define ENTRY_FREE ((uint64_t)1 << 63)
+/* Entries per 64-byte line. */
+#define ENTRY_SPREAD 8
+
+struct stack {
+    _Atomic uint64_t head;
+    _Atomic uint64_t *entries; /* read-only pointer, set at creation */
+    uint32_t rows;             /* entries per spread row, a multiple of 8 */
+};
+
+static inline uint32_t stack_top(uint64_t head)
+{
+    return (uint32_t)(head & STACK_NIL);
+}
+
+static inline uint64_t stack_head(uint32_t top, uint64_t old_head, uint64_t tag_step)
+{
+    return ((old_head & ~(uint64_t)STACK_NIL) + tag_step) | top;
+}
+
+static inline _Atomic uint64_t *stack_entry(const struct stack *s, uint32_t index)
+{
+    return &s->entries[(size_t)(index % ENTRY_SPREAD) * s->rows + index / ENTRY_SPREAD];
+}
+
+static inline uint32_t entry_next(uint64_t entry)
+{
+    return (uint32_t)(entry & STACK_NIL);
+}
+
+static inline uint32_t entry_depth(uint64_t entry)
+{
+    return (uint32_t)(entry >> ENTRY_DEPTH_SHIFT) & STACK_NIL;
+}
+
+static inline uint64_t entry_make(uint32_t next, uint32_t depth)
+{
+    return ENTRY_FREE | (uint64_t)depth << ENTRY_DEPTH_SHIFT | next;
+}
+
+/* True when the block is in the stack (or on its way in). */
+static inline bool stack_is_free(const struct stack *s, uint32_t index)
+{
+    return atomic_load_explicit(stack_entry(s, index), memory_order_relaxed) & ENTRY_FREE;
+}
+
+/* Marks a block as out; called by its new owner. */
+static inline void stack_mark_out(struct stack *s, uint32_t index)
+{
+    atomic_store_explicit(stack_entry(s, index), 0, memory_order_relaxed);
+}
+
+/* Free blocks in the stack. Exact when no push or pop is in flight. */
+static inline uint32_t stack_depth(const struct stack *s)
+{
+    uint32_t top = stack_top(atomic_load_explicit(&s->head, memory_order_acquire));
+    if (top == STACK_NIL)
+        return 0;
+    return entry_depth(atomic_load_explicit(stack_entry(s, top), memory_order_relaxed));
+}
+
+/* Pops one block: its index, or STACK_NIL when the stack is empty. */
+static inline uint32_t stack_pop(struct stack *s)
+{
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+    for (;;) {
+        uint32_t top = stack_top(head);
+        if (top == STACK_NIL)
+            return STACK_NIL;
+        uint64_t entry = atomic_load_explicit(stack_entry(s, top), memory_order_relaxed);
+        uint64_t next = stack_head(entry_next(entry), head, STACK_TAG_ONE);
+        if (atomic_compare_exchange_weak_explicit(&s->head, &head, next,
+                                                  memory_order_acquire,
+                                                  memory_order_acquire)) {
+            stack_mark_out(s, top);
+            return top;
+        }
+    }
+}
+
+/* Pops exactly n blocks into out[] with one CAS, or none: true on success.
+ * The walk may read entries that change under it; the tag check of the final
+ * CAS rejects any walk that overlapped a pop (see ABA above). */
+static inline bool stack_pop_many(struct stack *s, uint32_t *out, size_t n)
+{
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+    for (;;) {
+        uint32_t index = stack_top(head);
+        if (index == STACK_NIL)
+            return false;
+        uint64_t entry = atomic_load_explicit(stack_entry(s, index), memory_order_relaxed);
+        if (entry_depth(entry) < n) {
+            /* Too few, unless the entry was stale: confirm with the head. */
+            uint64_t again = atomic_load_explicit(&s->head, memory_order_acquire);
+            if (again == head)
+                return false;
+            head = again;
+            continue;
+        }
+        size_t i = 0;
+        for (; i < n && index != STACK_NIL; i++) {
+            out[i] = index;
+            index = entry_next(atomic_load_explicit(stack_entry(s, index),
+                                                    memory_order_relaxed));
+        }
+        if (i == n && atomic_compare_exchange_weak_explicit(
+                          &s->head, &head, stack_head(index, head, STACK_TAG_ONE),
+                          memory_order_acquire, memory_order_acquire))
+            break;
+        if (i < n)
+            head = atomic_load_explicit(&s->head, memory_order_acquire);
+    }
+    for (size_t i = 0; i < n; i++)
+        stack_mark_out(s, out[i]);
+    return true;
+}
+
+/* Pushes blocks[0..n-1] with one CAS, blocks[0] ending on top. Refuses (false,
+ * nothing pushed) while the WAIT bit is set, unless `locked`: the slow path
+ * pushes under the pool lock with WAIT set. */
+static inline bool stack_push_many(struct stack *s, const uint32_t *blocks, size_t n,
+                                   bool locked)
+{
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    for (;;) {
+        if ((head & STACK_WAIT) && !locked)
+            return false;
+        uint32_t below = stack_top(head);
+        uint32_t depth = below == STACK_NIL ? 0
+            : entry_depth(atomic_load_explicit(stack_entry(s, below), memory_order_relaxed));
+        for (size_t i = n; i-- > 0;) {
+            atomic_store_explicit(stack_entry(s, blocks[i]),
+                                  entry_make(below, ++depth), memory_order_relaxed);
+            below = blocks[i];
+        }
+        if (atomic_compare_exchange_weak_explicit(&s->head, &head,
+                                                  stack_head(blocks[0], head, 0),
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Sets or clears the WAIT bit, keeping index and tag. */
+static inline void stack_set_wait(struct stack *s, bool on)
+{
+    if (on)
+        atomic_fetch_or_explicit(&s->head, STACK_WAIT, memory_order_seq_cst);
+    else
+        atomic_fetch_and_explicit(&s->head, ~STACK_WAIT, memory_order_seq_cst);
+}
+
+#endif

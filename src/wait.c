@@ -1,0 +1,386 @@
+/* The slow paths: sleeping gets, hand-off puts, lazy makes, close and drain.
+ *
+ * PROTOCOL
+ *   Sleeping gets queue in FIFO order under pool->lock. A queued get holds a
+ *   struct waiter on its own stack with a futex word, `state`. While the
+ *   queue is not empty (or a drain waits), the stack's WAIT bit is set, and
+ *   puts take the lock and hand their blocks straight to the oldest waiter,
+ *   which is then woken with state DONE. With no waiter and no drainer the
+ *   bit is clear and puts never leave the lock-free path.
+ *
+ * WHY NO WAKE-UP IS LOST
+ *   A get decides to sleep only under the lock, after it sets the WAIT bit
+ *   with an atomic OR on the stack head and sees, in the value that OR
+ *   returned, that the stack was still empty. Every fast push is a CAS on the
+ *   same head word that fails when WAIT is set, so each put either landed
+ *   before the OR (and the get pops its block instead of sleeping) or sees
+ *   WAIT and takes the lock, where it finds the waiter queued. A woken waiter
+ *   never needs to find its block itself: the put already wrote it into the
+ *   waiter's array before setting the state, so a spurious or late wake-up
+ *   changes nothing. A waiter whose deadline passes takes the lock and looks
+ *   at its state once more: if a put got there first, it keeps the block.
+ *
+ * INVARIANTS (under the lock)
+ *   - waiters queued => the stack is empty (all puts hand off to them);
+ *   - WAIT bit set <=> waiters queued or a drain waits;
+ *   - `collected` = blocks sitting in queued waiters' arrays (bulk gets),
+ *     counted as available;
+ *   - lazy mode: waiters queued => no unmade slot (a slot that comes back
+ *     after a failed make goes to the first waiter, state SLOT).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+/* A waiter's state; TIMED_OUT is only ever returned, never stored. */
+enum { WAITING, DONE, CANCELED, SLOT, TIMED_OUT };
+
+struct waiter {
+    struct waiter *next, *prev;
+    void **out;
+    size_t need, have;
+    _Atomic uint32_t state;
+};
+
+/* Futex wakes are issued after the lock is released: a woken thread does not
+ * need the lock, but the one it wakes next may. */
+struct wakeups {
+    _Atomic uint32_t *word[8];
+    int count[8];
+    int n;
+};
+
+static void wake_later(struct wakeups *wk, _Atomic uint32_t *word, int count)
+{
+    if (wk->n < 8) {
+        wk->word[wk->n] = word;
+        wk->count[wk->n++] = count;
+    } else {
+        mempool__os_wake(word, count);
+    }
+}
+
+static void unlock_and_wake(mempool *pool, struct wakeups *wk)
+{
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < wk->n; i++)
+        mempool__os_wake(wk->word[i], wk->count[i]);
+}
+
+static int64_t deadline_after(int64_t timeout_ns)
+{
+    if (timeout_ns < 0)
+        return OS_FOREVER;
+    int64_t now = mempool__os_now();
+    return timeout_ns >= OS_FOREVER - now ? OS_FOREVER : now + timeout_ns;
+}
+
+static void queue_add(mempool *pool, struct waiter *w, bool front)
+{
+    if (front) {
+        w->prev = NULL;
+        w->next = pool->first;
+        if (pool->first)
+            pool->first->prev = w;
+        else
+            pool->last = w;
+        pool->first = w;
+    } else {
+        w->next = NULL;
+        w->prev = pool->last;
+        if (pool->last)
+            pool->last->next = w;
+        else
+            pool->first = w;
+        pool->last = w;
+    }
+    atomic_fetch_add_explicit(&pool->collected, w->have, memory_order_relaxed);
+}
+
+static void queue_remove(mempool *pool, struct waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        pool->first = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        pool->last = w->prev;
+    atomic_fetch_sub_explicit(&pool->collected, w->have, memory_order_relaxed);
+}
+
+/* Keeps the WAIT bit equal to "somebody sleeps on this pool". */
+static void wait_bit_update(mempool *pool)
+{
+    bool want = pool->first || pool->drainers;
+    bool have = atomic_load_explicit(&pool->stack.head, memory_order_relaxed) & STACK_WAIT;
+    if (want != have)
+        stack_set_wait(&pool->stack, want);
+}
+
+/* A drain sleeps until a put sees the pool complete; it is told by a bump of
+ * drain_seq, so it returns 0 even if a get takes a block right after. */
+static void drain_check(mempool *pool, struct wakeups *wk)
+{
+    if (pool->drainers && mempool_available(pool) == pool->capacity) {
+        atomic_fetch_add_explicit(&pool->drain_seq, 1, memory_order_release);
+        wake_later(wk, &pool->drain_seq, 1 << 30);
+    }
+}
+
+/* Gives blocks to the oldest waiters, the rest to the stack. */
+static void give_locked(mempool *pool, const uint32_t *indices, size_t n,
+                        struct wakeups *wk)
+{
+    size_t i = 0;
+    while (i < n && pool->first) {
+        struct waiter *w = pool->first;
+        stack_mark_out(&pool->stack, indices[i]);
+        w->out[w->have++] = mempool__block_at(pool, indices[i++]);
+        atomic_fetch_add_explicit(&pool->collected, 1, memory_order_relaxed);
+        if (w->have < w->need)
+            continue;
+        queue_remove(pool, w);
+        /* Release: the waiter reads out[] after it sees DONE. After this
+         * store `w` may be gone; only its state's address is used. */
+        atomic_store_explicit(&w->state, DONE, memory_order_release);
+        wake_later(wk, &w->state, 1);
+    }
+    if (i < n) {
+        stack_push_many(&pool->stack, indices + i, n - i, true);
+        drain_check(pool, wk);
+    }
+}
+
+/* Gives back blocks a get had taken but cannot keep (all or nothing). */
+static void give_back_locked(mempool *pool, void **blocks, size_t n, struct wakeups *wk)
+{
+    const char *what;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t index = mempool__lookup(pool, blocks[i], &what);
+        give_locked(pool, &index, 1, wk);
+    }
+}
+
+void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n)
+{
+    struct wakeups wk = { .n = 0 };
+    pthread_mutex_lock(&pool->lock);
+    give_locked(pool, indices, n, &wk);
+    wait_bit_update(pool);
+    unlock_and_wake(pool, &wk);
+}
+
+static void return_slot_locked(mempool *pool, struct wakeups *wk)
+{
+    struct waiter *w = pool->first;
+    if (!w) {
+        atomic_fetch_add_explicit(&pool->unmade, 1, memory_order_relaxed);
+        drain_check(pool, wk);
+        return;
+    }
+    queue_remove(pool, w);
+    atomic_store_explicit(&w->state, SLOT, memory_order_release);
+    wake_later(wk, &w->state, 1);
+}
+
+void mempool__return_slot(mempool *pool)
+{
+    struct wakeups wk = { .n = 0 };
+    pthread_mutex_lock(&pool->lock);
+    return_slot_locked(pool, &wk);
+    wait_bit_update(pool);
+    unlock_and_wake(pool, &wk);
+}
+
+/* Makes a block for each slot the get claimed. ENOMEM when a make fails or
+ * returns a pointer that is already a block; the unused slots go back. */
+static int make_claimed(mempool *pool, struct waiter *w, size_t *claimed)
+{
+    while (*claimed) {
+        void *block = mempool__call_make(pool);
+        uint32_t index = block ? mempool__register(pool, block) : STACK_NIL;
+        if (index == STACK_NIL) {
+            if (block)
+                mempool__report(pool, "duplicate", block);
+            for (; *claimed; (*claimed)--)
+                mempool__return_slot(pool);
+            return ENOMEM;
+        }
+        w->out[w->have++] = block;
+        (*claimed)--;
+    }
+    return 0;
+}
+
+enum take { TAKE_DONE, TAKE_MAKE, TAKE_EMPTY, TAKE_SLEEP };
+
+/* Under the lock: fills the waiter from the stack, claims lazy slots, or
+ * arms the WAIT bit so that the caller may sleep. */
+static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
+                             bool front, bool no_wait)
+{
+    for (;;) {
+        while (w->have < w->need) {
+            uint32_t index = stack_pop(&pool->stack);
+            if (index == STACK_NIL)
+                break;
+            w->out[w->have++] = mempool__block_at(pool, index);
+        }
+        if (w->have == w->need)
+            return TAKE_DONE;
+        /* Waiters ahead have first call on anything free; a get coming back
+         * with a slot (front) is still at the head. */
+        if (!pool->first || front) {
+            while (w->have + *claimed < w->need && mempool__claim_slot(pool))
+                (*claimed)++;
+            if (*claimed)
+                return TAKE_MAKE;
+        }
+        if (no_wait)
+            return TAKE_EMPTY;
+        uint64_t old = atomic_fetch_or_explicit(&pool->stack.head, STACK_WAIT,
+                                                memory_order_seq_cst);
+        if (stack_top(old) == STACK_NIL)
+            return TAKE_SLEEP;
+    }
+}
+
+/* Sleeps until the waiter is served or its deadline passes; the final state. */
+static uint32_t sleep_queued(mempool *pool, struct waiter *w, int64_t deadline)
+{
+    uint32_t state;
+    while ((state = atomic_load_explicit(&w->state, memory_order_acquire)) == WAITING) {
+        if (mempool__os_wait(&w->state, WAITING, deadline) != ETIMEDOUT)
+            continue;
+        struct wakeups wk = { .n = 0 };
+        pthread_mutex_lock(&pool->lock);
+        state = atomic_load_explicit(&w->state, memory_order_acquire);
+        if (state == WAITING) {
+            queue_remove(pool, w);
+            give_back_locked(pool, w->out, w->have, &wk);
+            w->have = 0;
+            wait_bit_update(pool);
+        }
+        unlock_and_wake(pool, &wk);
+        return state == WAITING ? TIMED_OUT : state;
+    }
+    return state;
+}
+
+int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
+{
+    struct waiter w = { .out = out, .need = n };
+    int64_t deadline = deadline_after(timeout_ns);
+    size_t claimed = 0;
+    bool front = false;
+    for (;;) {
+        if (claimed) {
+            int err = make_claimed(pool, &w, &claimed);
+            if (err || w.have == n) {
+                if (err && w.have) {
+                    struct wakeups wk = { .n = 0 };
+                    pthread_mutex_lock(&pool->lock);
+                    give_back_locked(pool, out, w.have, &wk);
+                    wait_bit_update(pool);
+                    unlock_and_wake(pool, &wk);
+                }
+                return err;
+            }
+        }
+        struct wakeups wk = { .n = 0 };
+        pthread_mutex_lock(&pool->lock);
+        enum take take = TAKE_EMPTY;
+        int err = ECANCELED;
+        if (!atomic_load_explicit(&pool->closed, memory_order_relaxed)) {
+            take = take_locked(pool, &w, &claimed, front, timeout_ns == 0);
+            err = take == TAKE_EMPTY ? EAGAIN : 0;
+        }
+        if (take == TAKE_SLEEP) {
+            atomic_store_explicit(&w.state, WAITING, memory_order_relaxed);
+            queue_add(pool, &w, front);
+        } else if (err) {
+            give_back_locked(pool, out, w.have, &wk);
+        }
+        wait_bit_update(pool);
+        unlock_and_wake(pool, &wk);
+        if (take == TAKE_DONE || err)
+            return err;
+        if (take == TAKE_MAKE)
+            continue;
+        switch (sleep_queued(pool, &w, deadline)) {
+        case DONE:
+            return 0;
+        case CANCELED:
+            return ECANCELED;
+        case SLOT:
+            claimed = 1;
+            front = true;
+            continue;
+        default: /* TIMED_OUT */
+            return ETIMEDOUT;
+        }
+    }
+}
+
+void mempool_close(mempool *pool)
+{
+    if (!pool)
+        return;
+    struct wakeups wk = { .n = 0 };
+    pthread_mutex_lock(&pool->lock);
+    atomic_store_explicit(&pool->closed, true, memory_order_release);
+    struct waiter *w = pool->first;
+    pool->first = pool->last = NULL;
+    atomic_store_explicit(&pool->collected, 0, memory_order_relaxed);
+    while (w) {
+        struct waiter *next = w->next;
+        const char *what;
+        for (size_t i = 0; i < w->have; i++) {
+            uint32_t index = mempool__lookup(pool, w->out[i], &what);
+            stack_push_many(&pool->stack, &index, 1, true);
+        }
+        w->have = 0;
+        atomic_store_explicit(&w->state, CANCELED, memory_order_release);
+        /* Woken at once: there may be more waiters than wake_later holds. */
+        mempool__os_wake(&w->state, 1);
+        w = next;
+    }
+    drain_check(pool, &wk);
+    wait_bit_update(pool);
+    unlock_and_wake(pool, &wk);
+}
+
+int mempool_drain(mempool *pool, int64_t timeout_ns)
+{
+    if (!pool)
+        return EINVAL;
+    if (mempool_available(pool) == pool->capacity)
+        return 0;
+    if (timeout_ns == 0)
+        return ETIMEDOUT;
+    int64_t deadline = deadline_after(timeout_ns);
+    int err = 0;
+    pthread_mutex_lock(&pool->lock);
+    pool->drainers++;
+    wait_bit_update(pool);
+    uint32_t seq = atomic_load_explicit(&pool->drain_seq, memory_order_acquire);
+    /* From here on every put takes the lock and checks for completion; the
+     * check below covers the puts that landed before the WAIT bit. */
+    if (mempool_available(pool) != pool->capacity) {
+        pthread_mutex_unlock(&pool->lock);
+        while (atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq) {
+            if (mempool__os_wait(&pool->drain_seq, seq, deadline) == ETIMEDOUT) {
+                err = atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq
+                    ? ETIMEDOUT : 0;
+                break;
+            }
+        }
+        pthread_mutex_lock(&pool->lock);
+    }
+    pool->drainers--;
+    wait_bit_update(pool);
+    pthread_mutex_unlock(&pool->lock);
+    return err;
+}

@@ -1,0 +1,100 @@
+/* Shared helpers for the test programs: assertions that report the failing
+ * expression and keep going, a monotonic clock, a scale factor for stress
+ * sizes and a thread starter. Each test's main() ends with CHECK_DONE(). */
+#ifndef MEMPOOL_TEST_CHECK_H
+#define MEMPOOL_TEST_CHECK_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mempool.h"
+
+static int check_failures;
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,          \
+                    __LINE__, #cond);                                       \
+            check_failures++;                                               \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                      \
+    do {                                                                    \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);     \
+        if (check_a_ != check_b_) {                                         \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld)\n", \
+                    __FILE__, __LINE__, #a, #b, check_a_, check_b_);        \
+            check_failures++;                                               \
+        }                                                                   \
+    } while (0)
+
+/* Stops the test at once: for failures after which nothing else is meaningful. */
+#define REQUIRE(cond)                                                       \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__,        \
+                    __LINE__, #cond);                                       \
+            exit(1);                                                        \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_DONE()                                                        \
+    do {                                                                    \
+        if (check_failures) {                                               \
+            fprintf(stderr, "%d check(s) failed\n", check_failures);        \
+            return 1;                                                       \
+        }                                                                   \
+        return 0;                                                           \
+    } while (0)
+
+static inline int64_t check_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void check_sleep_ns(int64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* MEMPOOL_TEST_SCALE (default 1) multiplies stress sizes; sanitizer and
+ * valgrind runs lower it, soak runs raise it. */
+static inline double check_scale(void)
+{
+    const char *s = getenv("MEMPOOL_TEST_SCALE");
+    double v = s ? atof(s) : 1.0;
+    return v > 0 ? v : 1.0;
+}
+
+static inline pthread_t check_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fn, arg) == 0);
+    return t;
+}
+
+static inline mempool *check_arena_pool(size_t capacity, size_t block_size,
+                                        unsigned flags)
+{
+    mempool_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.capacity = capacity;
+    cfg.block_size = block_size;
+    cfg.flags = flags;
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    return pool;
+}
+
+#endif
