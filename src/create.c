@@ -4,7 +4,7 @@
 #include <stdalign.h>
 #include <string.h>
 
-#include "internal.h"
+#include "index.h"
 
 #define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY)
 
@@ -129,7 +129,7 @@ static void unmake_free_blocks(mempool *pool)
     size_t made = atomic_load_explicit(&pool->made, memory_order_acquire);
     for (size_t i = 0; i < made; i++)
         if (stack_is_free(&pool->stack, (uint32_t)i))
-            call_unmake(pool, mempool__block_at(pool, (uint32_t)i));
+            call_unmake(pool, block_at(pool, (uint32_t)i));
 }
 
 static void pool_free(mempool *pool)

@@ -13,14 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
-
-void *mempool__block_at(const mempool *pool, uint32_t index)
-{
-    if (pool->base)
-        return pool->base + (size_t)index * pool->stride;
-    return atomic_load_explicit(&pool->blocks[index], memory_order_acquire);
-}
+#include "index.h"
 
 static size_t map_slots(size_t capacity)
 {
@@ -48,25 +41,6 @@ void mempool__map_init(struct ptr_map *map, void *memory, size_t capacity)
     }
 }
 
-static size_t map_hash(const struct ptr_map *map, uintptr_t key)
-{
-    /* Fibonacci hashing spreads allocator-aligned pointers over the table. */
-    return (size_t)(((uint64_t)key * UINT64_C(0x9E3779B97F4A7C15)) >> map->shift);
-}
-
-static uint32_t map_find(const struct ptr_map *map, uintptr_t key)
-{
-    for (size_t i = map_hash(map, key);; i = (i + 1) & map->mask) {
-        uintptr_t k = atomic_load_explicit(&map->keys[i], memory_order_acquire);
-        if (k == 0)
-            return STACK_NIL;
-        if (k == key) {
-            uint32_t v = atomic_load_explicit(&map->values[i], memory_order_acquire);
-            return v ? v - 1 : STACK_NIL;
-        }
-    }
-}
-
 uint32_t mempool__register(mempool *pool, void *block)
 {
     struct ptr_map *map = &pool->map;
@@ -90,53 +64,16 @@ uint32_t mempool__register(mempool *pool, void *block)
     }
 }
 
-static size_t arena_divide(const mempool *pool, uintptr_t offset)
-{
-    if (pool->stride_inverse == 0)
-        return offset >> pool->stride_shift;
-#if defined(__SIZEOF_INT128__)
-    __extension__ typedef unsigned __int128 u128;
-    return (size_t)(((u128)offset * pool->stride_inverse) >> 64);
-#else
-    return offset / pool->stride;
-#endif
-}
-
-uint32_t mempool__lookup(const mempool *pool, const void *block, const char **what)
-{
-    if (!block) {
-        *what = "null";
-        return STACK_NIL;
-    }
-    if (!pool->base) {
-        uint32_t index = map_find(&pool->map, (uintptr_t)block);
-        if (index == STACK_NIL)
-            *what = "foreign";
-        return index;
-    }
-    uintptr_t offset = (uintptr_t)block - (uintptr_t)pool->base;
-    if (offset >= pool->arena_bytes) {
-        *what = "foreign";
-        return STACK_NIL;
-    }
-    size_t index = arena_divide(pool, offset);
-    if (index >= pool->capacity || index * pool->stride != offset) {
-        *what = "interior";
-        return STACK_NIL;
-    }
-    return (uint32_t)index;
-}
-
 int mempool_owns(const mempool *pool, const void *block)
 {
     const char *what;
-    return pool && mempool__lookup(pool, block, &what) != STACK_NIL;
+    return pool && block_lookup(pool, block, &what) != STACK_NIL;
 }
 
 size_t mempool_index(const mempool *pool, const void *block)
 {
     const char *what;
-    uint32_t index = pool ? mempool__lookup(pool, block, &what) : STACK_NIL;
+    uint32_t index = pool ? block_lookup(pool, block, &what) : STACK_NIL;
     return index == STACK_NIL ? SIZE_MAX : index;
 }
 
@@ -146,7 +83,7 @@ void *mempool_block(const mempool *pool, size_t index)
         errno = EINVAL;
         return NULL;
     }
-    void *block = mempool__block_at(pool, (uint32_t)index);
+    void *block = block_at(pool, (uint32_t)index);
     if (!block)
         errno = ENOENT;
     return block;

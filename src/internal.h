@@ -72,11 +72,7 @@ struct mempool {
     _Atomic size_t made;         /* next index to give a made block */
 };
 
-/* Pointer <-> index (index.c). */
-MEMPOOL_INTERNAL void *mempool__block_at(const mempool *pool, uint32_t index);
-/* Index of `block`, or STACK_NIL with *what naming why it is not one. */
-MEMPOOL_INTERNAL uint32_t mempool__lookup(const mempool *pool, const void *block,
-                                          const char **what);
+/* Pointer <-> index (index.c; the hot-path lookups are inline in index.h). */
 /* Registers a block that `make` returned: its index, or STACK_NIL when the
  * pointer is already a block of the pool. */
 MEMPOOL_INTERNAL uint32_t mempool__register(mempool *pool, void *block);

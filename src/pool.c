@@ -6,7 +6,7 @@
  * entry in the side array: no read-modify-write, O(1) in both modes. */
 #include <errno.h>
 
-#include "internal.h"
+#include "index.h"
 
 /* Bulk calls move blocks through a small index buffer, one CAS per chunk. */
 #define CHUNK 64
@@ -28,7 +28,7 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
     }
     uint32_t index = stack_pop(&pool->stack);
     if (likely(index != STACK_NIL))
-        return mempool__block_at(pool, index);
+        return block_at(pool, index);
     void *block;
     int err = mempool__get_slow(pool, &block, 1, timeout_ns);
     if (err) {
@@ -52,7 +52,7 @@ void *mempool_try_get(mempool *pool)
 static uint32_t put_check(mempool *pool, const void *block)
 {
     const char *what;
-    uint32_t index = mempool__lookup(pool, block, &what);
+    uint32_t index = block_lookup(pool, block, &what);
     if (likely(index != STACK_NIL)) {
         if (likely(!stack_is_free(&pool->stack, index)))
             return index;
@@ -87,7 +87,7 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     uint32_t indices[CHUNK];
     if (n <= CHUNK && stack_pop_many(&pool->stack, indices, n)) {
         for (size_t i = 0; i < n; i++)
-            blocks[i] = mempool__block_at(pool, indices[i]);
+            blocks[i] = block_at(pool, indices[i]);
         return 0;
     }
     return mempool__get_slow(pool, blocks, n, timeout_ns);
@@ -98,7 +98,7 @@ static void put_bulk_unmark(mempool *pool, void *const *blocks, size_t from, siz
 {
     const char *what;
     for (size_t i = from; i < to; i++)
-        stack_mark_out(&pool->stack, mempool__lookup(pool, blocks[i], &what));
+        stack_mark_out(&pool->stack, block_lookup(pool, blocks[i], &what));
 }
 
 int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
@@ -120,7 +120,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     const char *what;
     for (size_t i = 0; i < n; i++) {
         _Atomic uint64_t *entry =
-            stack_entry(&pool->stack, mempool__lookup(pool, blocks[i], &what));
+            stack_entry(&pool->stack, block_lookup(pool, blocks[i], &what));
         if (atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE) {
             put_bulk_unmark(pool, blocks, 0, i);
             mempool__report(pool, "repeated-in-array", blocks[i]);
@@ -132,7 +132,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         uint32_t indices[CHUNK];
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; i < k; i++)
-            indices[i] = mempool__lookup(pool, blocks[done + i], &what);
+            indices[i] = block_lookup(pool, blocks[done + i], &what);
         if (!stack_push_many(&pool->stack, indices, k, false)) {
             put_bulk_unmark(pool, blocks, done, done + k);
             mempool__put_slow(pool, indices, k);

@@ -30,7 +30,7 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "index.h"
 
 /* A waiter's state; TIMED_OUT is only ever returned, never stored. */
 enum { WAITING, DONE, CANCELED, SLOT, TIMED_OUT };
@@ -137,7 +137,7 @@ static void give_locked(mempool *pool, const uint32_t *indices, size_t n,
     while (i < n && pool->first) {
         struct waiter *w = pool->first;
         stack_mark_out(&pool->stack, indices[i]);
-        w->out[w->have++] = mempool__block_at(pool, indices[i++]);
+        w->out[w->have++] = block_at(pool, indices[i++]);
         atomic_fetch_add_explicit(&pool->collected, 1, memory_order_relaxed);
         if (w->have < w->need)
             continue;
@@ -158,7 +158,7 @@ static void give_back_locked(mempool *pool, void **blocks, size_t n, struct wake
 {
     const char *what;
     for (size_t i = 0; i < n; i++) {
-        uint32_t index = mempool__lookup(pool, blocks[i], &what);
+        uint32_t index = block_lookup(pool, blocks[i], &what);
         give_locked(pool, &index, 1, wk);
     }
 }
@@ -226,7 +226,7 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
             uint32_t index = stack_pop(&pool->stack);
             if (index == STACK_NIL)
                 break;
-            w->out[w->have++] = mempool__block_at(pool, index);
+            w->out[w->have++] = block_at(pool, index);
         }
         if (w->have == w->need)
             return TAKE_DONE;
@@ -338,7 +338,7 @@ void mempool_close(mempool *pool)
         struct waiter *next = w->next;
         const char *what;
         for (size_t i = 0; i < w->have; i++) {
-            uint32_t index = mempool__lookup(pool, w->out[i], &what);
+            uint32_t index = block_lookup(pool, w->out[i], &what);
             stack_push_many(&pool->stack, &index, 1, true);
         }
         w->have = 0;
