@@ -111,22 +111,26 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         mempool__report(pool, "null", NULL);
         return EINVAL;
     }
-    for (size_t i = 0; i < n; i++)
-        if (put_check(pool, blocks[i]) == STACK_NIL)
-            return EINVAL;
-    /* Every block is out. Setting FREE one by one finds a block that appears
-     * twice in the array without allocating: the second sighting is already
-     * free. Nobody else can touch these entries while we own the blocks. */
-    const char *what;
+    /* One pass, in order, so that the first bad element is the one reported.
+     * Each accepted block's entry is set to a bare ENTRY_FREE: no block in the
+     * stack looks like that (its depth is at least 1), so a second sighting
+     * in the array is told apart from a block that was already free. Nobody
+     * else touches these entries: the caller owns the blocks. */
+    const char *what = NULL;
     for (size_t i = 0; i < n; i++) {
-        _Atomic uint64_t *entry =
-            stack_entry(&pool->stack, block_lookup(pool, blocks[i], &what));
-        if (atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE) {
-            put_bulk_unmark(pool, blocks, 0, i);
-            mempool__report(pool, "repeated-in-array", blocks[i]);
-            return EINVAL;
+        uint32_t index = block_lookup(pool, blocks[i], &what);
+        if (index != STACK_NIL) {
+            _Atomic uint64_t *entry = stack_entry(&pool->stack, index);
+            uint64_t seen = atomic_load_explicit(entry, memory_order_relaxed);
+            if (!(seen & ENTRY_FREE)) {
+                atomic_store_explicit(entry, ENTRY_FREE, memory_order_relaxed);
+                continue;
+            }
+            what = seen == ENTRY_FREE ? "repeated-in-array" : "repeated";
         }
-        atomic_store_explicit(entry, ENTRY_FREE, memory_order_relaxed);
+        put_bulk_unmark(pool, blocks, 0, i);
+        mempool__report(pool, what, blocks[i]);
+        return EINVAL;
     }
     for (size_t done = 0; done < n;) {
         uint32_t indices[CHUNK];
