@@ -1,0 +1,146 @@
+/* What the parts of mempool-bench share: options, scenarios, results. */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "adapter.h"
+
+#define BENCH_MAX_THREADS 64
+#define BENCH_NAME_SIZE 32
+
+struct options {
+    const char *scenarios;   /* comma-separated names or case labels; NULL: all */
+    const char *impls;       /* comma-separated implementation names; NULL: all */
+    unsigned threads[16];    /* thread counts for `parallel`; none: 1, 2, 4 .. 2 x CPUs */
+    size_t thread_count;
+    size_t iterations;       /* blocks per repetition, split over the threads */
+    size_t handoffs;         /* hand-offs per repetition in `handoff` */
+    unsigned repetitions;
+    unsigned warmups;
+    size_t block_size;
+    bool pin;
+    bool child;              /* print records for a parent process, no table */
+    bool list;               /* print the implementation names and stop */
+    bool callgrind;
+    const char *csv, *json, *plot; /* output files; "-" is stdout */
+};
+
+/* Everything a scenario needs for one case. */
+struct params {
+    size_t block_size;
+    size_t iterations;
+    size_t handoffs;
+    unsigned threads;
+    size_t arg;              /* burst and bulk size */
+    bool pin;
+};
+
+/* One repetition's figures. */
+struct sample {
+    double value;            /* ns per block, or µs of wake-up latency */
+    double extra[2];
+};
+
+struct scenario {
+    const char *name;
+    const char *description;
+    const char *unit;
+    const char *extra_label[2]; /* NULL: no such column */
+    size_t capacity;         /* pool capacity for this scenario */
+    bool single_thread;      /* measured under callgrind */
+    bool arg_is_threads;     /* the case argument is the thread count */
+    bool needs_wait, needs_bulk;
+    /* Runs one repetition; 0 or an errno value. */
+    int (*run)(const struct bench_impl *impl, void *pool, const struct params *p,
+               struct sample *out);
+};
+
+struct bench_case {
+    const struct scenario *scenario;
+    size_t arg;              /* burst/bulk size or thread count, 0: none */
+    char label[BENCH_NAME_SIZE]; /* "burst/32", "parallel/4" */
+};
+
+/* One line of the result table. */
+struct row {
+    char label[BENCH_NAME_SIZE];
+    char impl[BENCH_NAME_SIZE];
+    bool na;                 /* the implementation cannot do this */
+    double median, min, max;
+    double extra[2];
+};
+
+/* A growing list of rows and the facts reported with them. */
+struct results {
+    struct row *rows;
+    size_t count, allocated;
+    char **lines;            /* "version impl text", "note text", "skip text" */
+    size_t line_count;
+    const char *unit;        /* replaces every scenario's unit when set */
+};
+
+/* registry.c */
+size_t bench_impl_count(void);
+const struct bench_impl *bench_impl_at(size_t i);
+bool bench_listed(const char *list, const char *name);
+
+/* options.c */
+int bench_parse(int argc, char **argv, struct options *o);
+void bench_usage(FILE *to);
+
+/* scenarios.c */
+size_t bench_cases(const struct options *o, struct bench_case *out, size_t max);
+void bench_run_impl(const struct bench_impl *impl, const struct options *o,
+                    const struct bench_case *cases, size_t case_count, struct results *r);
+extern const struct scenario bench_scenarios[];
+extern const size_t bench_scenario_count;
+
+/* single.c: the single-thread loops, also the bodies of the thread workers */
+void loop_pair(const struct bench_impl *impl, void *pool, size_t n);
+int single_pair(const struct bench_impl *, void *, const struct params *, struct sample *);
+int single_burst(const struct bench_impl *, void *, const struct params *, struct sample *);
+int single_bulk(const struct bench_impl *, void *, const struct params *, struct sample *);
+uint64_t bench_now_ns(void);
+void bench_touch(void *block, size_t i);
+_Noreturn void bench_fail(const struct bench_impl *impl, const char *what);
+
+/* threads.c, handoff.c */
+int threads_parallel(const struct bench_impl *, void *, const struct params *, struct sample *);
+int threads_pipeline(const struct bench_impl *, void *, const struct params *, struct sample *);
+int threads_handoff(const struct bench_impl *, void *, const struct params *, struct sample *);
+typedef void (*worker_body)(const struct bench_impl *impl, void *pool, unsigned index,
+                            void *shared);
+uint64_t bench_threads(const struct bench_impl *impl, void *pool, unsigned n, bool pin,
+                       worker_body body, void *shared);
+void bench_pin(unsigned index);
+
+/* results.c */
+struct row *results_add(struct results *r);
+void results_line(struct results *r, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+void results_free(struct results *r);
+void results_emit(const struct results *r, FILE *to);   /* records for a parent */
+int results_absorb(struct results *r, FILE *from);      /* records from a child */
+const struct scenario *bench_scenario_of(const char *label);
+
+/* report.c */
+void report_table(const struct results *r, FILE *to, const char *title);
+int report_csv(const struct results *r, const char *path);
+int report_json(const struct results *r, const char *path);
+int report_plot(const struct results *r, const char *path);
+void report_system(struct results *r);
+
+/* helpers.c */
+void helpers_run(const struct options *o, struct results *r);
+void helpers_callgrind(const struct options *o, struct results *r);
+const char *bench_self_dir(void);
+
+/* progress */
+void bench_progress(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void bench_progress_done(void);
+
+#endif

@@ -1,0 +1,92 @@
+/* handoff: a pool of one block and two threads that pass it back and forth
+ * through blocking gets.
+ *
+ * Each thread gets the block (sleeping until the other puts it), holds it
+ * for HOLD_NS of busy work, stamps the time and puts it. The wake-up latency
+ * is the time from that stamp to the return of the other thread's get. After
+ * a put, a thread waits (outside the measured get, sleeping) until the other
+ * thread owns the block, so every measured get really sleeps and nobody can
+ * take back its own block. The CPU time spent inside the gets is measured
+ * with the thread CPU clock. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench.h"
+
+#define HOLD_NS 20000
+
+struct handoff {
+    size_t total;               /* gets to do, both threads together */
+    _Atomic size_t gets;        /* gets done so far */
+    _Atomic uint64_t put_ns;    /* when the block was last put */
+    double *latency_us;         /* one per get after the first */
+    uint64_t cpu_ns[2];             /* CPU time inside the measured gets */
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void nap(void)
+{
+    struct timespec short_nap = {0, 1000};
+    nanosleep(&short_nap, NULL);
+}
+
+static void handoff_body(const struct bench_impl *impl, void *pool, unsigned index, void *shared)
+{
+    struct handoff *h = shared;
+    for (;;) {
+        uint64_t cpu = thread_cpu_ns();
+        void *block = impl->get_wait(pool);
+        uint64_t woke = bench_now_ns();
+        if (!block)
+            bench_fail(impl, "blocking get failed");
+        size_t n = atomic_fetch_add(&h->gets, 1) + 1;
+        if (n > h->total) { /* the other thread is done: let it go too */
+            impl->put(pool, block);
+            return;
+        }
+        if (n > 1) {
+            h->latency_us[n - 2] = (double)(woke - atomic_load(&h->put_ns)) / 1e3;
+            h->cpu_ns[index] += thread_cpu_ns() - cpu;
+        }
+        while (bench_now_ns() - woke < HOLD_NS)
+            bench_touch(block, n);
+        atomic_store(&h->put_ns, bench_now_ns());
+        impl->put(pool, block);
+        if (n == h->total)
+            return;
+        while (atomic_load(&h->gets) == n)
+            nap();
+    }
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The value is the median wake-up latency in µs; the extras are its 99th
+ * percentile and the CPU time used per wait in µs. */
+int threads_handoff(const struct bench_impl *impl, void *pool, const struct params *p,
+                    struct sample *out)
+{
+    struct handoff h = {.total = p->handoffs < 3 ? 3 : p->handoffs};
+    if (!(h.latency_us = calloc(h.total, sizeof *h.latency_us)))
+        return ENOMEM;
+    bench_threads(impl, pool, 2, p->pin, handoff_body, &h);
+    size_t count = h.total - 1;
+    qsort(h.latency_us, count, sizeof *h.latency_us, compare_double);
+    out->value = h.latency_us[count / 2];
+    out->extra[0] = h.latency_us[count * 99 / 100];
+    out->extra[1] = (double)(h.cpu_ns[0] + h.cpu_ns[1]) / 1e3 / (double)count;
+    free(h.latency_us);
+    return 0;
+}

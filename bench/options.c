@@ -1,0 +1,133 @@
+/* Command-line options. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+void bench_usage(FILE *to)
+{
+    fprintf(to,
+            "usage: mempool-bench [options]\n"
+            "  --quick             the default: whole run in about a minute\n"
+            "  --smoke             a few thousand operations per scenario (seconds)\n"
+            "  --scenario LIST     pair,burst,parallel,pipeline,oversubscribed,handoff,bulk\n"
+            "                      or cases such as burst/32, parallel/4\n"
+            "  --impl LIST         implementations (--list shows them)\n"
+            "  --threads LIST      thread counts for parallel (default 1,2,4.. 2 x CPUs)\n"
+            "  --iterations N      blocks per repetition, the same for all implementations\n"
+            "  --handoffs N        hand-offs per repetition in handoff\n"
+            "  --repetitions N     measured repetitions (median, min, max)\n"
+            "  --warmups N         unmeasured repetitions first\n"
+            "  --block-size N      bytes per block (default 64)\n"
+            "  --pin               pin thread i to CPU i mod CPUs\n"
+            "  --csv FILE          also write CSV (- for stdout)\n"
+            "  --json FILE         also write JSON (- for stdout)\n"
+            "  --plot FILE         SVG of parallel: throughput against threads\n"
+            "  --callgrind         instructions per operation of the single-thread\n"
+            "                      scenarios, under valgrind --tool=callgrind\n"
+            "  --list              print the implementations and exit\n"
+            "  --help              print this and exit\n");
+}
+
+static int number(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || v == 0)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int thread_list(const char *text, struct options *o)
+{
+    o->thread_count = 0;
+    for (const char *item = text; *item;) {
+        size_t t;
+        char buf[16];
+        size_t length = strcspn(item, ",");
+        if (length >= sizeof buf || o->thread_count == 16)
+            return -1;
+        memcpy(buf, item, length);
+        buf[length] = '\0';
+        if (number(buf, &t) || t > BENCH_MAX_THREADS)
+            return -1;
+        o->threads[o->thread_count++] = (unsigned)t;
+        item += length + (item[length] == ',');
+    }
+    return o->thread_count ? 0 : -1;
+}
+
+static void preset(struct options *o, bool smoke)
+{
+    o->iterations = smoke ? 4000 : 1000000;
+    o->handoffs = smoke ? 100 : 2000;
+    o->repetitions = smoke ? 2 : 5;
+    o->warmups = 1;
+}
+
+/* 0, or -1 after printing what is wrong. */
+int bench_parse(int argc, char **argv, struct options *o)
+{
+    *o = (struct options){.block_size = 64};
+    preset(o, false);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t n = 0;
+        bool takes_value = true;
+        int bad = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            bench_usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--quick") || !strcmp(a, "--smoke"))
+            preset(o, a[2] == 's'), takes_value = false;
+        else if (!strcmp(a, "--pin"))
+            o->pin = true, takes_value = false;
+        else if (!strcmp(a, "--child"))
+            o->child = true, takes_value = false;
+        else if (!strcmp(a, "--list"))
+            o->list = true, takes_value = false;
+        else if (!strcmp(a, "--callgrind"))
+            o->callgrind = true, takes_value = false;
+        else if (!v)
+            bad = 1;
+        else if (!strcmp(a, "--scenario"))
+            o->scenarios = v;
+        else if (!strcmp(a, "--impl"))
+            o->impls = v;
+        else if (!strcmp(a, "--csv"))
+            o->csv = v;
+        else if (!strcmp(a, "--json"))
+            o->json = v;
+        else if (!strcmp(a, "--plot"))
+            o->plot = v;
+        else if (!strcmp(a, "--threads"))
+            bad = thread_list(v, o);
+        else if ((bad = number(v, &n)) != 0)
+            ;
+        else if (!strcmp(a, "--iterations"))
+            o->iterations = n;
+        else if (!strcmp(a, "--handoffs"))
+            o->handoffs = n;
+        else if (!strcmp(a, "--repetitions"))
+            o->repetitions = n > 64 ? 64 : (unsigned)n;
+        else if (!strcmp(a, "--warmups"))
+            o->warmups = n > 64 ? 64 : (unsigned)n;
+        else if (!strcmp(a, "--block-size"))
+            o->block_size = n;
+        else
+            bad = 1;
+        if (bad) {
+            fprintf(stderr, "mempool-bench: bad option or value: %s%s%s\n", a,
+                    takes_value && v ? " " : "", takes_value && v ? v : "");
+            bench_usage(stderr);
+            return -1;
+        }
+        i += takes_value;
+    }
+    return 0;
+}

@@ -1,0 +1,144 @@
+/* The scenarios, the cases they expand to, and the method: warm-up, then
+ * repetitions, reported as median, min and max. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* Large enough for the biggest burst and for the pipeline ring, so that only
+ * `handoff` ever finds a pool empty. */
+#define POOL_CAPACITY 4096
+
+const struct scenario bench_scenarios[] = {
+    {"pair", "one thread: get then put, repeated (fast-path latency)", "ns/block",
+     {NULL, NULL}, POOL_CAPACITY, true, false, false, false, single_pair},
+    {"burst", "one thread: get N blocks, then put them all back", "ns/block",
+     {NULL, NULL}, POOL_CAPACITY, true, false, false, false, single_burst},
+    {"parallel", "T threads doing get+put pairs on one pool; wall time per pair", "ns/block",
+     {"Mpairs/s", "ns/pair/thread"}, POOL_CAPACITY, false, true, false, false, threads_parallel},
+    {"pipeline", "one thread gets, passes blocks through an SPSC ring, another puts",
+     "ns/block", {NULL, NULL}, POOL_CAPACITY, false, false, false, false, threads_pipeline},
+    {"oversubscribed", "8 threads doing get+put pairs, more threads than cores", "ns/block",
+     {"Mpairs/s", "ns/pair/thread"}, POOL_CAPACITY, false, true, false, false, threads_parallel},
+    {"handoff", "capacity 1, two threads pass the block through blocking gets",
+     "us wake-up", {"p99 us", "CPU us/wait"}, 1, false, false, true, false, threads_handoff},
+    {"bulk", "one thread: get_bulk then put_bulk of N, per block", "ns/block",
+     {NULL, NULL}, POOL_CAPACITY, true, false, false, true, single_bulk},
+};
+const size_t bench_scenario_count = sizeof bench_scenarios / sizeof *bench_scenarios;
+
+static size_t add_case(const struct options *o, const struct scenario *s, size_t arg,
+                       struct bench_case *out, size_t count, size_t max)
+{
+    struct bench_case c = {s, arg, ""};
+    if (arg)
+        snprintf(c.label, sizeof c.label, "%s/%zu", s->name, arg);
+    else
+        snprintf(c.label, sizeof c.label, "%s", s->name);
+    if (count < max && (bench_listed(o->scenarios, s->name) || bench_listed(o->scenarios, c.label)))
+        out[count++] = c;
+    return count;
+}
+
+/* The default thread counts: 1, 2, 4, ... and twice the CPU count. */
+static size_t default_threads(unsigned *out, size_t max)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned limit = 2 * (unsigned)(cpus > 0 ? cpus : 1), t = 1;
+    size_t n = 0;
+    for (; t < limit && n + 1 < max; t *= 2)
+        out[n++] = t;
+    out[n++] = limit;
+    return n;
+}
+
+/* Expands the selected scenarios into cases, in table order. */
+size_t bench_cases(const struct options *o, struct bench_case *out, size_t max)
+{
+    const struct scenario *s = bench_scenarios;
+    unsigned threads[16];
+    size_t thread_count = o->thread_count;
+    if (thread_count)
+        memcpy(threads, o->threads, thread_count * sizeof *threads);
+    else
+        thread_count = default_threads(threads, 16);
+    size_t n = 0;
+    n = add_case(o, &s[0], 0, out, n, max);
+    n = add_case(o, &s[1], 32, out, n, max);
+    n = add_case(o, &s[1], 256, out, n, max);
+    for (size_t i = 0; i < thread_count; i++)
+        n = add_case(o, &s[2], threads[i], out, n, max);
+    n = add_case(o, &s[3], 0, out, n, max);
+    n = add_case(o, &s[4], 8, out, n, max);
+    n = add_case(o, &s[5], 0, out, n, max);
+    n = add_case(o, &s[6], 32, out, n, max);
+    return n;
+}
+
+static int compare_sample(const void *a, const void *b)
+{
+    double x = ((const struct sample *)a)->value, y = ((const struct sample *)b)->value;
+    return (x > y) - (x < y);
+}
+
+/* Runs one case: warm-ups, then the repetitions on the same pool. */
+static int run_case(const struct bench_impl *impl, const struct options *o,
+                    const struct bench_case *c, struct row *row)
+{
+    const struct scenario *s = c->scenario;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((s->needs_wait && !impl->get_wait) || (s->needs_bulk && !impl->get_bulk) ||
+        (impl->one_thread_per_cpu && s->arg_is_threads && (long)c->arg > cpus)) {
+        row->na = true;
+        return 0;
+    }
+    struct params p = {o->block_size, o->iterations, o->handoffs,
+                       s->arg_is_threads ? (unsigned)c->arg : 1, c->arg, o->pin};
+    void *pool = impl->create(o->block_size, s->capacity);
+    if (!pool)
+        return errno ? errno : ENOMEM;
+    struct sample samples[64];
+    unsigned reps = o->repetitions < 64 ? o->repetitions : 64;
+    int err = 0;
+    for (unsigned i = 0; i < o->warmups + reps && !err; i++)
+        err = s->run(impl, pool, &p, &samples[i < o->warmups ? 0 : i - o->warmups]);
+    impl->destroy(pool);
+    if (err)
+        return err;
+    qsort(samples, reps, sizeof *samples, compare_sample);
+    struct sample *middle = &samples[reps / 2];
+    *row = (struct row){.median = middle->value, .min = samples[0].value,
+                        .max = samples[reps - 1].value,
+                        .extra = {middle->extra[0], middle->extra[1]}};
+    return 0;
+}
+
+/* Runs every case for one implementation and adds its rows and facts. */
+void bench_run_impl(const struct bench_impl *impl, const struct options *o,
+                    const struct bench_case *cases, size_t case_count, struct results *r)
+{
+    char why[160] = "";
+    if (impl->start && impl->start(why, sizeof why) != 0) {
+        results_line(r, "skip %s: %s", impl->name, why);
+        return;
+    }
+    if (impl->version)
+        results_line(r, "version %s %s", impl->name, impl->version());
+    if (impl->note)
+        results_line(r, "note %s", impl->note);
+    for (size_t i = 0; i < case_count; i++) {
+        bench_progress("%s: %s (%zu/%zu)", impl->name, cases[i].label, i + 1, case_count);
+        struct row row;
+        int err = run_case(impl, o, &cases[i], &row);
+        if (err) {
+            results_line(r, "skip %s %s: %s", impl->name, cases[i].label, strerror(err));
+            continue;
+        }
+        snprintf(row.label, sizeof row.label, "%s", cases[i].label);
+        snprintf(row.impl, sizeof row.impl, "%s", impl->name);
+        *results_add(r) = row;
+    }
+}

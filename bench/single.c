@@ -1,0 +1,105 @@
+/* The single-thread scenarios. Each measured loop is its own non-inlined
+ * function named loop_*, so that callgrind can count exactly the loops
+ * (--toggle-collect=loop_*) and nothing of the set-up. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench.h"
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Writes into the block and lets the pointer escape into an empty asm that
+ * may read all memory: the compiler must keep every get/put (or malloc/free)
+ * pair and the write, without paying for a call. */
+void bench_touch(void *block, size_t i)
+{
+    *(volatile unsigned char *)block = (unsigned char)i;
+    __asm__ volatile("" : : "r"(block) : "memory");
+}
+
+void bench_fail(const struct bench_impl *impl, const char *what)
+{
+    fprintf(stderr, "mempool-bench: %s: %s\n", impl->name, what);
+    exit(2);
+}
+
+__attribute__((noinline)) void loop_pair(const struct bench_impl *impl, void *pool, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        void *block = impl->get(pool);
+        if (!block)
+            bench_fail(impl, "get found the pool empty");
+        bench_touch(block, i);
+        impl->put(pool, block);
+    }
+}
+
+__attribute__((noinline)) static void loop_burst(const struct bench_impl *impl, void *pool,
+                                                 void **blocks, size_t burst, size_t rounds)
+{
+    for (size_t r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < burst; i++) {
+            if (!(blocks[i] = impl->get(pool)))
+                bench_fail(impl, "get found the pool empty");
+            bench_touch(blocks[i], i);
+        }
+        for (size_t i = 0; i < burst; i++)
+            impl->put(pool, blocks[i]);
+    }
+}
+
+__attribute__((noinline)) static void loop_bulk(const struct bench_impl *impl, void *pool,
+                                                void **blocks, size_t burst, size_t rounds)
+{
+    for (size_t r = 0; r < rounds; r++) {
+        if (impl->get_bulk(pool, blocks, burst) != 0)
+            bench_fail(impl, "get_bulk found too few blocks");
+        for (size_t i = 0; i < burst; i++)
+            bench_touch(blocks[i], i);
+        impl->put_bulk(pool, blocks, burst);
+    }
+}
+
+int single_pair(const struct bench_impl *impl, void *pool, const struct params *p,
+                struct sample *out)
+{
+    uint64_t start = bench_now_ns();
+    loop_pair(impl, pool, p->iterations);
+    out->value = (double)(bench_now_ns() - start) / (double)p->iterations;
+    return 0;
+}
+
+/* burst and bulk: whole rounds of p->arg blocks, at least one. */
+static int run_rounds(const struct bench_impl *impl, void *pool, const struct params *p,
+                      struct sample *out,
+                      void (*loop)(const struct bench_impl *, void *, void **, size_t, size_t))
+{
+    void **blocks = malloc(p->arg * sizeof *blocks);
+    if (!blocks)
+        return ENOMEM;
+    size_t rounds = p->iterations / p->arg ? p->iterations / p->arg : 1;
+    uint64_t start = bench_now_ns();
+    loop(impl, pool, blocks, p->arg, rounds);
+    out->value = (double)(bench_now_ns() - start) / (double)(rounds * p->arg);
+    free(blocks);
+    return 0;
+}
+
+int single_burst(const struct bench_impl *impl, void *pool, const struct params *p,
+                 struct sample *out)
+{
+    return run_rounds(impl, pool, p, out, loop_burst);
+}
+
+int single_bulk(const struct bench_impl *impl, void *pool, const struct params *p,
+                struct sample *out)
+{
+    return run_rounds(impl, pool, p, out, loop_bulk);
+}
