@@ -84,18 +84,39 @@ static int arena_layout(mempool *pool, const mempool_config *c)
     return 0;
 }
 
-static size_t entry_rows(size_t capacity)
+/* Entries: a power of two, at least one per block and at least 64, so that
+ * the multiplicative spread (stack.h) is a bijection over whole lines. */
+static size_t entry_count(size_t capacity)
 {
-    size_t rows = (capacity + ENTRY_SPREAD - 1) / ENTRY_SPREAD;
-    return (rows + ENTRY_SPREAD - 1) & ~(size_t)(ENTRY_SPREAD - 1);
+    size_t n = 64;
+    while (n < capacity)
+        n <<= 1;
+    return n;
+}
+
+/* The per-thread cache size. Automatic (0): capacity / 16, at most 256, and
+ * no cache below 64 blocks, so a cache never holds a large share of a small
+ * pool. Explicit sizes are clamped to a quarter of the capacity and to
+ * CACHE_SIZE_MAX. A size under 2 means no cache. */
+static uint32_t cache_size_for(const mempool_config *c)
+{
+    if (c->flags & MEMPOOL_NO_CACHE)
+        return 0;
+    size_t size = c->cache_size ? c->cache_size : c->capacity / 16;
+    size_t limit = c->cache_size ? c->capacity / 4 : 256;
+    if (size > limit)
+        size = limit;
+    if (size > CACHE_SIZE_MAX)
+        size = CACHE_SIZE_MAX;
+    return size < 2 ? 0 : (uint32_t)size;
 }
 
 /* One allocation holds the stack entries and, in generator mode, the
  * index -> block array and the pointer map. */
 static int meta_alloc(mempool *pool)
 {
-    size_t rows = entry_rows(pool->capacity);
-    size_t entries = rows * ENTRY_SPREAD * sizeof(uint64_t);
+    size_t count = entry_count(pool->capacity);
+    size_t entries = count * sizeof(uint64_t);
     size_t blocks = pool->make ? pool->capacity * sizeof(void *) : 0;
     size_t map = pool->make ? mempool__map_bytes(pool->capacity) : 0;
     if (pool->arena_bytes > PTRDIFF_MAX - entries - blocks - map)
@@ -105,7 +126,7 @@ static int meta_alloc(mempool *pool)
         return ENOMEM;
     pool->meta_bytes = entries + blocks + map;
     pool->stack.entries = (_Atomic uint64_t *)meta;
-    pool->stack.rows = (uint32_t)rows;
+    pool->stack.mask = (uint32_t)(count - 1);
     if (pool->make) {
         pool->blocks = (_Atomic(void *) *)(meta + entries);
         mempool__map_init(&pool->map, meta + entries + blocks, pool->capacity);
@@ -216,6 +237,13 @@ mempool *mempool_create(const mempool_config *config)
         errno = err;
         return NULL;
     }
+    pool->cache_size = cache_size_for(config);
+#if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
+    pool->cache_ordered = true;
+#else
+    pool->cache_ordered = !mempool__os_heavy_barrier_init();
+#endif
+    mempool__registry_add(pool);
     return pool;
 }
 
@@ -223,6 +251,7 @@ void mempool_destroy(mempool *pool)
 {
     if (!pool)
         return;
+    mempool__registry_remove(pool);
     if (pool->make)
         unmake_free_blocks(pool);
     pool_free(pool);
@@ -236,16 +265,4 @@ size_t mempool_capacity(const mempool *pool)
 size_t mempool_block_size(const mempool *pool)
 {
     return pool ? pool->block_size : 0;
-}
-
-size_t mempool_available(const mempool *pool)
-{
-    if (!pool)
-        return 0;
-    size_t n = stack_depth(&pool->stack) +
-               atomic_load_explicit(&pool->collected, memory_order_relaxed) +
-               atomic_load_explicit(&pool->unmade, memory_order_relaxed);
-    /* Racing loads can overcount by blocks in motion; never report more than
-     * the pool has. */
-    return n < pool->capacity ? n : pool->capacity;
 }

@@ -36,6 +36,20 @@ struct ptr_map {
 };
 
 struct waiter;
+struct cache;
+
+/* The largest per-thread cache, in blocks. */
+#define CACHE_SIZE_MAX 4096u
+
+/* ThreadSanitizer models neither membarrier nor standalone fences: its
+ * builds use the ordered variant of the cache protocol (cache.h). */
+#if defined(__SANITIZE_THREAD__) && !defined(MEMPOOL_TSAN)
+#define MEMPOOL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) && !defined(MEMPOOL_TSAN)
+#define MEMPOOL_TSAN 1
+#endif
+#endif
 
 struct mempool {
     /* Read-mostly: set at creation (closed changes once). */
@@ -56,6 +70,10 @@ struct mempool {
     unsigned flags;
     size_t meta_bytes;      /* everything allocated besides the arena */
     _Atomic bool closed;
+    uint64_t id;            /* never reused: identifies the pool to caches */
+    uint32_t cache_slot;    /* index in the threads' cache tables */
+    uint32_t cache_size;    /* blocks per thread cache; 0: no caching */
+    bool cache_ordered;     /* ordered atomics instead of the heavy barrier */
 
     /* The free list's head, alone on its line: every get and put CASes it. */
     alignas(CACHE_LINE) struct stack stack;
@@ -66,6 +84,8 @@ struct mempool {
     unsigned drainers;
     _Atomic size_t collected;    /* blocks held by queued bulk waiters */
     _Atomic uint32_t drain_seq;  /* bumped when a put completes the pool */
+    struct cache *caches;        /* every thread cache of this pool */
+    bool caches_armed;           /* steal set on every cache */
 
     /* Lazy generator mode. */
     _Atomic size_t unmade;       /* slots nobody has claimed for a make yet */
@@ -88,6 +108,10 @@ MEMPOOL_INTERNAL int mempool__get_slow(mempool *pool, void **out, size_t n,
                                        int64_t timeout_ns);
 MEMPOOL_INTERNAL void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n);
 MEMPOOL_INTERNAL void mempool__return_slot(mempool *pool);
+
+/* Pool ids and cache slots (cache.c). */
+MEMPOOL_INTERNAL void mempool__registry_add(mempool *pool);
+MEMPOOL_INTERNAL void mempool__registry_remove(mempool *pool);
 
 /* Claims one unmade slot (lazy mode): true when the caller may make a block. */
 static inline bool mempool__claim_slot(mempool *pool)

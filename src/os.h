@@ -10,6 +10,7 @@
 #define MEMPOOL_OS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,16 @@ MEMPOOL_INTERNAL int mempool__os_wait(_Atomic uint32_t *word, uint32_t expected,
  * first. The word's memory may already be gone when this runs (a woken waiter
  * that saw the change may have returned): backends must not touch it. */
 MEMPOOL_INTERNAL void mempool__os_wake(_Atomic uint32_t *word, int count);
+
+/* The heavy barrier of the asymmetric fence (see cache.h): when it returns,
+ * every other thread of the process has executed a full memory barrier, so
+ * plain stores that threads made before that point are visible and their
+ * later loads see the caller's earlier stores. mempool__os_heavy_barrier_init
+ * registers for it once and tells whether the OS grants it; when it does
+ * not (old kernel, seccomp, or a backend without one), callers fall back to
+ * ordered atomics. */
+MEMPOOL_INTERNAL bool mempool__os_heavy_barrier_init(void);
+MEMPOOL_INTERNAL void mempool__os_heavy_barrier(void);
 
 /* Zero-filled memory aligned to `alignment` (a power of two), NULL on failure.
  * Large regions are reserved from the OS and committed by first touch. */

@@ -1,11 +1,14 @@
 /* The fast paths of get and put, read top to bottom.
  *
- * A get pops the shared stack; a put validates the block and pushes it. When
- * the stack is empty, or a waiter or drainer has set the stack's WAIT bit,
- * the call moves to the slow paths in wait.c. Validation reads the block's
- * entry in the side array: no read-modify-write, O(1) in both modes. */
+ * A get takes the hottest block of the calling thread's cache (cache.h),
+ * else pops the shared stack; a put validates the block and caches it, else
+ * pushes it. When the stack is empty, or a waiter or drainer has set the
+ * stack's WAIT bit, the call moves to the slow paths in wait.c. Validation
+ * reads the block's entry in the side array: no read-modify-write, O(1) in
+ * both modes. */
 #include <errno.h>
 
+#include "cache.h"
 #include "index.h"
 
 /* Bulk calls move blocks through a small index buffer, one CAS per chunk. */
@@ -26,9 +29,14 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
         errno = ECANCELED;
         return NULL;
     }
-    uint32_t index = stack_pop(&pool->stack);
-    if (likely(index != STACK_NIL))
+    struct cache *cache = cache_of(pool);
+    uint32_t index = cache ? cache_get(pool, cache) : STACK_NIL;
+    if (unlikely(index == STACK_NIL))
+        index = stack_pop(&pool->stack);
+    if (likely(index != STACK_NIL)) {
+        stack_mark_out(&pool->stack, index);
         return block_at(pool, index);
+    }
     void *block;
     int err = mempool__get_slow(pool, &block, 1, timeout_ns);
     if (err) {
@@ -69,6 +77,9 @@ int mempool_put(mempool *pool, void *block)
     uint32_t index = put_check(pool, block);
     if (unlikely(index == STACK_NIL))
         return EINVAL;
+    struct cache *cache = cache_of(pool);
+    if (likely(cache && cache_put(pool, cache, index)))
+        return 0;
     if (unlikely(!stack_push_many(&pool->stack, &index, 1, false)))
         mempool__put_slow(pool, &index, 1);
     return 0;
@@ -85,9 +96,11 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     if (pool_closed(pool))
         return ECANCELED;
     uint32_t indices[CHUNK];
-    if (n <= CHUNK && stack_pop_many(&pool->stack, indices, n)) {
-        for (size_t i = 0; i < n; i++)
+    if (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true)) {
+        for (size_t i = 0; i < n; i++) {
+            stack_mark_out(&pool->stack, indices[i]);
             blocks[i] = block_at(pool, indices[i]);
+        }
         return 0;
     }
     return mempool__get_slow(pool, blocks, n, timeout_ns);
@@ -144,10 +157,4 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         done += k;
     }
     return 0;
-}
-
-void mempool_flush(mempool *pool)
-{
-    /* Blocks are cached only in the shared stack: nothing to return. */
-    (void)pool;
 }

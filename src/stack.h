@@ -22,9 +22,10 @@
  *   one load of the top entry), bit 63 FREE. Only the block's owner writes
  *   its entry: the pusher before its release-CAS, the popper (now owner)
  *   after its CAS. Readers of a stale entry are always caught by the tag.
- *   Entry i sits at stack_slot(i): neighbouring blocks are spread over
- *   different cache lines, so threads working on blocks i and i+1 do not
- *   share a line.
+ *   Entry i sits at slot (i * STACK_SPREAD) mod 2^k, a bijection since the
+ *   multiplier is odd: neighbouring blocks land far apart, on different
+ *   cache lines, so threads working on nearby blocks do not share a line,
+ *   and no fixed pattern of indices (a cache's batch, say) piles up on one.
  *
  * ORDERING
  *   Every change to the head is a read-modify-write, so every value of it is
@@ -48,13 +49,15 @@
 
 #define ENTRY_DEPTH_SHIFT STACK_INDEX_BITS
 #define ENTRY_FREE ((uint64_t)1 << 63)
-/* Entries per 64-byte line. */
-#define ENTRY_SPREAD 8
+/* Set beside FREE while the block sits in a per-thread cache. */
+#define ENTRY_CACHED ((uint64_t)1 << 62)
+/* Odd, from the golden ratio: consecutive indices land 2^k / 1.618 apart. */
+#define STACK_SPREAD 0x9E3779B1u
 
 struct stack {
     _Atomic uint64_t head;
     _Atomic uint64_t *entries; /* read-only pointer, set at creation */
-    uint32_t rows;             /* entries per spread row, a multiple of 8 */
+    uint32_t mask;             /* entries - 1; entries a power of two >= 64 */
 };
 
 static inline uint32_t stack_top(uint64_t head)
@@ -69,7 +72,7 @@ static inline uint64_t stack_head(uint32_t top, uint64_t old_head, uint64_t tag_
 
 static inline _Atomic uint64_t *stack_entry(const struct stack *s, uint32_t index)
 {
-    return &s->entries[(size_t)(index % ENTRY_SPREAD) * s->rows + index / ENTRY_SPREAD];
+    return &s->entries[(index * STACK_SPREAD) & s->mask];
 }
 
 static inline uint32_t entry_next(uint64_t entry)
@@ -87,13 +90,14 @@ static inline uint64_t entry_make(uint32_t next, uint32_t depth)
     return ENTRY_FREE | (uint64_t)depth << ENTRY_DEPTH_SHIFT | next;
 }
 
-/* True when the block is in the stack (or on its way in). */
+/* True when the block is free: in the stack, in a cache, or on its way in. */
 static inline bool stack_is_free(const struct stack *s, uint32_t index)
 {
     return atomic_load_explicit(stack_entry(s, index), memory_order_relaxed) & ENTRY_FREE;
 }
 
-/* Marks a block as out; called by its new owner. */
+/* Marks a block as out; called by its new owner (pops leave the entry as it
+ * was: a block moving into a cache stays free). */
 static inline void stack_mark_out(struct stack *s, uint32_t index)
 {
     atomic_store_explicit(stack_entry(s, index), 0, memory_order_relaxed);
@@ -120,48 +124,48 @@ static inline uint32_t stack_pop(struct stack *s)
         uint64_t next = stack_head(entry_next(entry), head, STACK_TAG_ONE);
         if (atomic_compare_exchange_weak_explicit(&s->head, &head, next,
                                                   memory_order_acquire,
-                                                  memory_order_acquire)) {
-            stack_mark_out(s, top);
+                                                  memory_order_acquire))
             return top;
-        }
     }
 }
 
-/* Pops exactly n blocks into out[] with one CAS, or none: true on success.
- * The walk may read entries that change under it; the tag check of the final
- * CAS rejects any walk that overlapped a pop (see ABA above). */
-static inline bool stack_pop_many(struct stack *s, uint32_t *out, size_t n)
+/* Pops n blocks into out[] with one CAS: n, or (when `exact`) 0 if fewer
+ * are there, else as many as there are. The walk may read entries that
+ * change under it; the tag check of the final CAS rejects any walk that
+ * overlapped a pop (see ABA above). */
+static inline size_t stack_pop_many(struct stack *s, uint32_t *out, size_t n, bool exact)
 {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
     for (;;) {
         uint32_t index = stack_top(head);
         if (index == STACK_NIL)
-            return false;
+            return 0;
         uint64_t entry = atomic_load_explicit(stack_entry(s, index), memory_order_relaxed);
+        size_t want = n;
         if (entry_depth(entry) < n) {
             /* Too few, unless the entry was stale: confirm with the head. */
             uint64_t again = atomic_load_explicit(&s->head, memory_order_acquire);
-            if (again == head)
-                return false;
-            head = again;
-            continue;
+            if (again != head) {
+                head = again;
+                continue;
+            }
+            if (exact)
+                return 0;
+            want = entry_depth(entry);
         }
         size_t i = 0;
-        for (; i < n && index != STACK_NIL; i++) {
+        for (; i < want && index != STACK_NIL; i++) {
             out[i] = index;
             index = entry_next(atomic_load_explicit(stack_entry(s, index),
                                                     memory_order_relaxed));
         }
-        if (i == n && atomic_compare_exchange_weak_explicit(
-                          &s->head, &head, stack_head(index, head, STACK_TAG_ONE),
-                          memory_order_acquire, memory_order_acquire))
-            break;
-        if (i < n)
+        if (i == want && atomic_compare_exchange_weak_explicit(
+                             &s->head, &head, stack_head(index, head, STACK_TAG_ONE),
+                             memory_order_acquire, memory_order_acquire))
+            return want;
+        if (i < want)
             head = atomic_load_explicit(&s->head, memory_order_acquire);
     }
-    for (size_t i = 0; i < n; i++)
-        stack_mark_out(s, out[i]);
-    return true;
 }
 
 /* Pushes blocks[0..n-1] with one CAS, blocks[0] ending on top. Refuses (false,

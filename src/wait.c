@@ -30,7 +30,9 @@
  */
 #include <errno.h>
 
+#include "cache.h"
 #include "index.h"
+#include "wait.h"
 
 /* A waiter's state; TIMED_OUT is only ever returned, never stored. */
 enum { WAITING, DONE, CANCELED, SLOT, TIMED_OUT };
@@ -40,14 +42,6 @@ struct waiter {
     void **out;
     size_t need, have;
     _Atomic uint32_t state;
-};
-
-/* Futex wakes are issued after the lock is released: a woken thread does not
- * need the lock, but the one it wakes next may. */
-struct wakeups {
-    _Atomic uint32_t *word[8];
-    int count[8];
-    int n;
 };
 
 static void wake_later(struct wakeups *wk, _Atomic uint32_t *word, int count)
@@ -60,7 +54,7 @@ static void wake_later(struct wakeups *wk, _Atomic uint32_t *word, int count)
     }
 }
 
-static void unlock_and_wake(mempool *pool, struct wakeups *wk)
+void mempool__unlock_and_wake(mempool *pool, struct wakeups *wk)
 {
     pthread_mutex_unlock(&pool->lock);
     for (int i = 0; i < wk->n; i++)
@@ -110,27 +104,45 @@ static void queue_remove(mempool *pool, struct waiter *w)
     atomic_fetch_sub_explicit(&pool->collected, w->have, memory_order_relaxed);
 }
 
-/* Keeps the WAIT bit equal to "somebody sleeps on this pool". */
-static void wait_bit_update(mempool *pool)
+void mempool__wait_bit_update(mempool *pool)
 {
     bool want = pool->first || pool->drainers;
     bool have = atomic_load_explicit(&pool->stack.head, memory_order_relaxed) & STACK_WAIT;
     if (want != have)
         stack_set_wait(&pool->stack, want);
+    mempool__caches_arm(pool, want);
+}
+
+static size_t available_locked(const mempool *pool)
+{
+    size_t n = stack_depth(&pool->stack) +
+               atomic_load_explicit(&pool->collected, memory_order_relaxed) +
+               atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
+               mempool__caches_count_locked(pool);
+    return n < pool->capacity ? n : pool->capacity;
+}
+
+size_t mempool_available(const mempool *pool)
+{
+    if (!pool)
+        return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&pool->lock);
+    size_t n = available_locked(pool);
+    pthread_mutex_unlock((pthread_mutex_t *)&pool->lock);
+    return n;
 }
 
 /* A drain sleeps until a put sees the pool complete; it is told by a bump of
  * drain_seq, so it returns 0 even if a get takes a block right after. */
 static void drain_check(mempool *pool, struct wakeups *wk)
 {
-    if (pool->drainers && mempool_available(pool) == pool->capacity) {
+    if (pool->drainers && available_locked(pool) == pool->capacity) {
         atomic_fetch_add_explicit(&pool->drain_seq, 1, memory_order_release);
         wake_later(wk, &pool->drain_seq, 1 << 30);
     }
 }
 
-/* Gives blocks to the oldest waiters, the rest to the stack. */
-static void give_locked(mempool *pool, const uint32_t *indices, size_t n,
+void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,
                         struct wakeups *wk)
 {
     size_t i = 0;
@@ -159,7 +171,7 @@ static void give_back_locked(mempool *pool, void **blocks, size_t n, struct wake
     const char *what;
     for (size_t i = 0; i < n; i++) {
         uint32_t index = block_lookup(pool, blocks[i], &what);
-        give_locked(pool, &index, 1, wk);
+        mempool__give_locked(pool, &index, 1, wk);
     }
 }
 
@@ -167,9 +179,9 @@ void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n)
 {
     struct wakeups wk = { .n = 0 };
     pthread_mutex_lock(&pool->lock);
-    give_locked(pool, indices, n, &wk);
-    wait_bit_update(pool);
-    unlock_and_wake(pool, &wk);
+    mempool__give_locked(pool, indices, n, &wk);
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
 }
 
 static void return_slot_locked(mempool *pool, struct wakeups *wk)
@@ -190,8 +202,8 @@ void mempool__return_slot(mempool *pool)
     struct wakeups wk = { .n = 0 };
     pthread_mutex_lock(&pool->lock);
     return_slot_locked(pool, &wk);
-    wait_bit_update(pool);
-    unlock_and_wake(pool, &wk);
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
 }
 
 /* Makes a block for each slot the get claimed. ENOMEM when a make fails or
@@ -219,13 +231,14 @@ enum take { TAKE_DONE, TAKE_MAKE, TAKE_EMPTY, TAKE_SLEEP };
 /* Under the lock: fills the waiter from the stack, claims lazy slots, or
  * arms the WAIT bit so that the caller may sleep. */
 static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
-                             bool front, bool no_wait)
+                             bool front, bool no_wait, struct wakeups *wk)
 {
     for (;;) {
         while (w->have < w->need) {
             uint32_t index = stack_pop(&pool->stack);
             if (index == STACK_NIL)
                 break;
+            stack_mark_out(&pool->stack, index);
             w->out[w->have++] = block_at(pool, index);
         }
         if (w->have == w->need)
@@ -238,12 +251,22 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
             if (*claimed)
                 return TAKE_MAKE;
         }
+        /* Blocks parked in other threads' caches are free too: take them
+         * before failing or sleeping (they go to the stack, or to waiters
+         * ahead of us). */
+        if (mempool__caches_reclaim(pool, wk, false))
+            continue;
         if (no_wait)
             return TAKE_EMPTY;
         uint64_t old = atomic_fetch_or_explicit(&pool->stack.head, STACK_WAIT,
                                                 memory_order_seq_cst);
-        if (stack_top(old) == STACK_NIL)
-            return TAKE_SLEEP;
+        if (stack_top(old) != STACK_NIL)
+            continue;
+        /* WAIT is set: fast pushes now fail. Arm the caches too, so that no
+         * cache put can complete unseen, and look at them once more. */
+        if (mempool__caches_reclaim(pool, wk, true))
+            continue;
+        return TAKE_SLEEP;
     }
 }
 
@@ -261,9 +284,9 @@ static uint32_t sleep_queued(mempool *pool, struct waiter *w, int64_t deadline)
             queue_remove(pool, w);
             give_back_locked(pool, w->out, w->have, &wk);
             w->have = 0;
-            wait_bit_update(pool);
+            mempool__wait_bit_update(pool);
         }
-        unlock_and_wake(pool, &wk);
+        mempool__unlock_and_wake(pool, &wk);
         return state == WAITING ? TIMED_OUT : state;
     }
     return state;
@@ -283,8 +306,8 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
                     struct wakeups wk = { .n = 0 };
                     pthread_mutex_lock(&pool->lock);
                     give_back_locked(pool, out, w.have, &wk);
-                    wait_bit_update(pool);
-                    unlock_and_wake(pool, &wk);
+                    mempool__wait_bit_update(pool);
+                    mempool__unlock_and_wake(pool, &wk);
                 }
                 return err;
             }
@@ -294,7 +317,7 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
         enum take take = TAKE_EMPTY;
         int err = ECANCELED;
         if (!atomic_load_explicit(&pool->closed, memory_order_relaxed)) {
-            take = take_locked(pool, &w, &claimed, front, timeout_ns == 0);
+            take = take_locked(pool, &w, &claimed, front, timeout_ns == 0, &wk);
             err = take == TAKE_EMPTY ? EAGAIN : 0;
         }
         if (take == TAKE_SLEEP) {
@@ -303,8 +326,8 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
         } else if (err) {
             give_back_locked(pool, out, w.have, &wk);
         }
-        wait_bit_update(pool);
-        unlock_and_wake(pool, &wk);
+        mempool__wait_bit_update(pool);
+        mempool__unlock_and_wake(pool, &wk);
         if (take == TAKE_DONE || err)
             return err;
         if (take == TAKE_MAKE)
@@ -348,8 +371,8 @@ void mempool_close(mempool *pool)
         w = next;
     }
     drain_check(pool, &wk);
-    wait_bit_update(pool);
-    unlock_and_wake(pool, &wk);
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
 }
 
 int mempool_drain(mempool *pool, int64_t timeout_ns)
@@ -364,11 +387,12 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
     int err = 0;
     pthread_mutex_lock(&pool->lock);
     pool->drainers++;
-    wait_bit_update(pool);
+    mempool__wait_bit_update(pool);
     uint32_t seq = atomic_load_explicit(&pool->drain_seq, memory_order_acquire);
-    /* From here on every put takes the lock and checks for completion; the
-     * check below covers the puts that landed before the WAIT bit. */
-    if (mempool_available(pool) != pool->capacity) {
+    /* From here on every put, cached or not, takes the lock and checks for
+     * completion (the caches are armed, past the heavy barrier); the check
+     * below covers the puts that landed before. */
+    if (available_locked(pool) != pool->capacity) {
         pthread_mutex_unlock(&pool->lock);
         while (atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq) {
             if (mempool__os_wait(&pool->drain_seq, seq, deadline) == ETIMEDOUT) {
@@ -380,7 +404,7 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
         pthread_mutex_lock(&pool->lock);
     }
     pool->drainers--;
-    wait_bit_update(pool);
+    mempool__wait_bit_update(pool);
     pthread_mutex_unlock(&pool->lock);
     return err;
 }

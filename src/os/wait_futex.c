@@ -1,4 +1,5 @@
-/* Linux wait backend: a private futex per waiting thread.
+/* Linux backend: a private futex per waiting thread, and membarrier(2) as
+ * the heavy barrier.
  *
  * FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a wait
  * interrupted by a signal resumes against the same deadline and is never
@@ -7,6 +8,8 @@
  * waker may call it after the waiter has returned. */
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,5 +42,30 @@ void mempool__os_wake(_Atomic uint32_t *word, int count)
     int saved = errno;
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count,
             NULL, NULL, 0);
+    errno = saved;
+}
+
+static bool membarrier_granted;
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_register(void)
+{
+    int saved = errno;
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    membarrier_granted = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    errno = saved;
+}
+
+bool mempool__os_heavy_barrier_init(void)
+{
+    pthread_once(&membarrier_once, membarrier_register);
+    return membarrier_granted;
+}
+
+void mempool__os_heavy_barrier(void)
+{
+    int saved = errno;
+    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
     errno = saved;
 }

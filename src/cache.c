@@ -1,0 +1,283 @@
+/* Per-thread caches: the registry of pools, attaching a cache to a thread,
+ * refill and spill, reclaiming from other threads, and thread exit. The
+ * protocol and its argument are in cache.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "cache.h"
+#include "index.h"
+#include "wait.h"
+
+_Thread_local struct cache_table mempool__cache_table;
+
+/* Pool ids and slot numbers. Slot numbers index the thread-local tables and
+ * are reused after destroy, so tables stay as small as the number of live
+ * pools; ids are never reused. The lock also orders destroy against thread
+ * exit: a cache's `pool` is read and cleared under it. */
+static struct {
+    pthread_mutex_t lock;
+    uint64_t next_id;
+    uint32_t next_slot;
+    uint32_t *free_slots;
+    uint32_t free_count, free_capacity;
+    pthread_key_t exit_key;
+    bool key_ready;
+} registry = { PTHREAD_MUTEX_INITIALIZER, 1, 0, NULL, 0, 0, 0, false };
+
+static void cache_thread_exit(void *table);
+
+/* Gives the pool its id and, if it caches, a slot (UINT32_MAX: none, so
+ * every thread runs uncached for it). */
+void mempool__registry_add(mempool *pool)
+{
+    pthread_mutex_lock(&registry.lock);
+    pool->id = registry.next_id++;
+    pool->cache_slot = UINT32_MAX;
+    if (pool->cache_size && !registry.key_ready)
+        registry.key_ready = pthread_key_create(&registry.exit_key, cache_thread_exit) == 0;
+    if (pool->cache_size && registry.key_ready) {
+        if (registry.free_count)
+            pool->cache_slot = registry.free_slots[--registry.free_count];
+        else if (registry.next_slot < UINT32_MAX)
+            pool->cache_slot = registry.next_slot++;
+    }
+    pthread_mutex_unlock(&registry.lock);
+}
+
+static bool slot_release(uint32_t slot)
+{
+    if (registry.free_count == registry.free_capacity) {
+        uint32_t grown = registry.free_capacity ? 2 * registry.free_capacity : 64;
+        uint32_t *slots = mempool__os_alloc(grown * sizeof *slots, sizeof *slots);
+        if (!slots)
+            return false; /* the slot number is simply never reused */
+        if (registry.free_slots)
+            memcpy(slots, registry.free_slots, registry.free_count * sizeof *slots);
+        mempool__os_free(registry.free_slots, registry.free_capacity * sizeof *slots,
+                         sizeof *slots);
+        registry.free_slots = slots;
+        registry.free_capacity = grown;
+    }
+    registry.free_slots[registry.free_count++] = slot;
+    return true;
+}
+
+/* Detaches every cache from a pool being destroyed. The blocks they hold are
+ * marked free in the side array, so destroy finds them there. */
+void mempool__registry_remove(mempool *pool)
+{
+    pthread_mutex_lock(&registry.lock);
+    for (struct cache *c = pool->caches; c; c = c->next)
+        c->pool = NULL;
+    pool->caches = NULL;
+    if (pool->cache_slot != UINT32_MAX)
+        slot_release(pool->cache_slot);
+    pthread_mutex_unlock(&registry.lock);
+}
+
+static size_t cache_bytes(uint32_t size)
+{
+    return sizeof(struct cache) + size * sizeof(uint32_t);
+}
+
+static void cache_free(struct cache *c)
+{
+    mempool__os_free(c, cache_bytes(c->size), CACHE_LINE);
+}
+
+/* Grows the calling thread's table to hold `slot`; false when out of memory. */
+static bool table_reserve(struct cache_table *table, uint32_t slot)
+{
+    if (slot < table->length)
+        return true;
+    uint32_t length = table->length ? table->length : 8;
+    while (length <= slot)
+        length *= 2;
+    struct cache_slot *slots = mempool__os_alloc(length * sizeof *slots, CACHE_LINE);
+    if (!slots)
+        return false;
+    if (table->slots)
+        memcpy(slots, table->slots, table->length * sizeof *slots);
+    mempool__os_free(table->slots, table->length * sizeof *slots, CACHE_LINE);
+    if (!table->length)
+        pthread_setspecific(registry.exit_key, table);
+    table->slots = slots;
+    table->length = length;
+    return true;
+}
+
+struct cache *mempool__cache_attach(mempool *pool)
+{
+    struct cache_table *table = &mempool__cache_table;
+    uint32_t slot = pool->cache_slot;
+    if (slot == UINT32_MAX || !table_reserve(table, slot))
+        return NULL;
+    struct cache_slot *entry = &table->slots[slot];
+    /* An older occupant belonged to a destroyed pool (slots are reused only
+     * after destroy), which detached it: it is this thread's to free. */
+    if (entry->cache)
+        cache_free(entry->cache);
+    entry->pool_id = pool->id;
+    entry->cache = mempool__os_alloc(cache_bytes(pool->cache_size), CACHE_LINE);
+    struct cache *c = entry->cache;
+    if (!c)
+        return NULL; /* recorded: this thread runs uncached for the pool */
+    c->size = pool->cache_size;
+    c->pool = pool;
+    pthread_mutex_lock(&pool->lock);
+    atomic_store_explicit(&c->steal, pool->caches_armed, memory_order_relaxed);
+    c->next = pool->caches;
+    if (pool->caches)
+        pool->caches->prev = c;
+    pool->caches = c;
+    pthread_mutex_unlock(&pool->lock);
+    return c;
+}
+
+/* Moves every block of the cache to waiters or the shared stack; the pool
+ * lock is held and the cache is not busy (or is the caller's own). */
+static size_t cache_empty_locked(mempool *pool, struct cache *c, struct wakeups *wk)
+{
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t index = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
+        mempool__give_locked(pool, &index, 1, wk);
+    }
+    atomic_store_explicit(&c->count, 0, memory_order_relaxed);
+    return n;
+}
+
+void mempool__cache_honour(mempool *pool, struct cache *c)
+{
+    struct wakeups wk = { .n = 0 };
+    pthread_mutex_lock(&pool->lock);
+    cache_empty_locked(pool, c, &wk);
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
+}
+
+void mempool_flush(mempool *pool)
+{
+    if (!pool || !pool->cache_size)
+        return;
+    struct cache_table *table = &mempool__cache_table;
+    uint32_t slot = pool->cache_slot;
+    if (slot < table->length && table->slots[slot].pool_id == pool->id &&
+        table->slots[slot].cache)
+        mempool__cache_honour(pool, table->slots[slot].cache);
+}
+
+uint32_t mempool__cache_refill(mempool *pool, struct cache *c)
+{
+    uint32_t taken[CACHE_SIZE_MAX / 2];
+    size_t batch = c->size / 2 ? c->size / 2 : 1;
+    size_t n = stack_pop_many(&pool->stack, taken, batch, false);
+    /* The shared top is the hottest block: it goes on top of the magazine. */
+    for (size_t i = 0; i < n; i++)
+        atomic_store_explicit(&c->blocks[n - 1 - i], taken[i], memory_order_relaxed);
+    atomic_store_explicit(&c->count, (uint32_t)n, memory_order_relaxed);
+    return (uint32_t)n;
+}
+
+bool mempool__cache_spill(mempool *pool, struct cache *c)
+{
+    uint32_t cold[CACHE_SIZE_MAX / 2];
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    uint32_t half = n / 2 ? n / 2 : 1;
+    for (uint32_t i = 0; i < half; i++)
+        cold[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
+    if (!stack_push_many(&pool->stack, cold, half, false))
+        return false;
+    for (uint32_t i = half; i < n; i++)
+        atomic_store_explicit(&c->blocks[i - half],
+                              atomic_load_explicit(&c->blocks[i], memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_store_explicit(&c->count, n - half, memory_order_relaxed);
+    return true;
+}
+
+size_t mempool__caches_count_locked(const mempool *pool)
+{
+    size_t n = 0;
+    for (const struct cache *c = pool->caches; c; c = c->next)
+        n += atomic_load_explicit(&c->count, memory_order_relaxed);
+    return n;
+}
+
+/* Sets or clears steal on every cache (pool lock held). Stores are ordered
+ * (seq_cst) so that the ordered variant's Dekker argument holds. */
+static void caches_set_steal(mempool *pool, bool on)
+{
+    for (struct cache *c = pool->caches; c; c = c->next)
+        atomic_store_explicit(&c->steal, on, memory_order_seq_cst);
+}
+
+void mempool__caches_arm(mempool *pool, bool on)
+{
+    if (pool->caches_armed == on)
+        return;
+    pool->caches_armed = on;
+    caches_set_steal(pool, on);
+    if (on)
+        mempool__caches_barrier(pool);
+}
+
+void mempool__caches_barrier(const mempool *pool)
+{
+    if (pool->caches && !pool->cache_ordered)
+        mempool__os_heavy_barrier();
+}
+
+size_t mempool__caches_reclaim(mempool *pool, struct wakeups *wk, bool keep_armed)
+{
+    /* A polling try_get must not pay a barrier when there is nothing to
+     * take: look at the counts first (an armed reclaim is for a get that is
+     * about to sleep, and must look even when they read zero). */
+    if (!pool->caches || (!keep_armed && !pool->caches_armed &&
+                          mempool__caches_count_locked(pool) == 0))
+        return 0;
+    if (!pool->caches_armed) {
+        caches_set_steal(pool, true);
+        mempool__caches_barrier(pool);
+    }
+    size_t moved = 0;
+    for (struct cache *c = pool->caches; c; c = c->next)
+        if (!atomic_load_explicit(&c->busy, memory_order_seq_cst))
+            moved += cache_empty_locked(pool, c, wk);
+    if (keep_armed)
+        pool->caches_armed = true;
+    else if (!pool->caches_armed)
+        caches_set_steal(pool, false);
+    return moved;
+}
+
+/* Returns each cached block to its pool when a thread exits. */
+static void cache_thread_exit(void *arg)
+{
+    struct cache_table *table = arg;
+    for (uint32_t i = 0; i < table->length; i++) {
+        struct cache *c = table->slots[i].cache;
+        if (!c)
+            continue;
+        pthread_mutex_lock(&registry.lock);
+        mempool *pool = c->pool;
+        if (pool) {
+            struct wakeups wk = { .n = 0 };
+            pthread_mutex_lock(&pool->lock);
+            cache_empty_locked(pool, c, &wk);
+            if (c->prev)
+                c->prev->next = c->next;
+            else
+                pool->caches = c->next;
+            if (c->next)
+                c->next->prev = c->prev;
+            mempool__wait_bit_update(pool);
+            mempool__unlock_and_wake(pool, &wk);
+        }
+        pthread_mutex_unlock(&registry.lock);
+        cache_free(c);
+    }
+    mempool__os_free(table->slots, table->length * sizeof *table->slots, CACHE_LINE);
+    table->slots = NULL;
+    table->length = 0;
+}

@@ -1,0 +1,165 @@
+/* Per-thread caches: a magazine of free block indices per (thread, pool),
+ * in front of the shared stack.
+ *
+ * HIT PATH
+ *   A get or put that the calling thread's cache can serve does no atomic
+ *   read-modify-write, takes no lock and makes no system call. The magazine
+ *   is a stack: the hottest block is on top, a refill brings half a magazine
+ *   from the shared stack with one CAS, and a full magazine sends its cold
+ *   half back with one CAS.
+ *
+ * NO STRANDED BLOCKS: THE ASYMMETRIC FENCE
+ *   A get that would sleep or fail must be able to take blocks parked in
+ *   other threads' caches, including caches of idle threads. The owner and a
+ *   reclaimer follow a Dekker protocol on two words of the cache:
+ *     owner:     busy = 1; [1] if (steal) go slow; work; busy = 0; [2]
+ *                if (steal) honour it (flush the cache under the pool lock)
+ *     reclaimer: (pool lock held) steal = 1; heavy barrier;
+ *                for each cache: if (!busy) take its blocks
+ *   The owner's [1] and [2] are compiler barriers only. The heavy barrier
+ *   (membarrier) makes every thread of the process execute a full fence at
+ *   some point P during the call. Owner operations that ended before P are
+ *   visible to the reclaimer afterwards (it sees busy == 0 and their blocks);
+ *   owner loads after P see steal == 1, so the owner goes to the slow path,
+ *   which needs the pool lock that the reclaimer holds. An operation that
+ *   straddles P is seen busy and skipped, and its closing check [2] comes
+ *   after P, so it sees steal and hands its blocks over when it ends: a
+ *   sleeping get is served as soon as that call ends. Either way the
+ *   reclaimer and the owner never touch the magazine at the same time.
+ *   Where the OS refuses the heavy barrier (and with the condvar backend, and
+ *   under ThreadSanitizer, which models neither membarrier nor fences), the
+ *   owner's busy stores are sequentially consistent exchanges instead and
+ *   the same argument holds in the C11 model.
+ *
+ *   While a get waits or a drain runs, every cache of the pool keeps steal
+ *   set ("armed"): puts then go to the slow path, which hands blocks to the
+ *   oldest waiter instead of a cache, so a waiter cannot starve behind a
+ *   thread that keeps getting and putting the last block.
+ *
+ * LIFETIME
+ *   A thread finds its cache through a thread-local table indexed by the
+ *   pool's slot number and checked against the pool's id, which is never
+ *   reused, so a new pool at a destroyed pool's address or slot never meets
+ *   an old cache. Caches belong to their thread: the pool's list links them
+ *   (pool lock), destroy detaches them (registry lock), and the thread frees
+ *   them when it exits or when it finds one detached.
+ */
+#ifndef MEMPOOL_CACHE_H
+#define MEMPOOL_CACHE_H
+
+#include "internal.h"
+
+struct cache {
+    _Atomic uint32_t busy;   /* owner inside a hit-path operation */
+    _Atomic uint32_t steal;  /* armed: the owner must take the slow path */
+    _Atomic uint32_t count;  /* blocks in the magazine */
+    uint32_t size;           /* magazine capacity */
+    mempool *pool;           /* NULL once the pool is destroyed (registry lock) */
+    struct cache *next, *prev; /* the pool's caches (pool lock) */
+    _Atomic uint32_t blocks[]; /* magazine, hottest block on top */
+};
+
+struct cache_slot {
+    uint64_t pool_id;
+    struct cache *cache; /* NULL: this thread runs uncached for that pool */
+};
+
+struct cache_table {
+    struct cache_slot *slots;
+    uint32_t length;
+};
+
+extern _Thread_local struct cache_table mempool__cache_table
+#if defined(__GNUC__)
+    __attribute__((tls_model("initial-exec"), visibility("hidden")))
+#endif
+    ;
+
+MEMPOOL_INTERNAL struct cache *mempool__cache_attach(mempool *pool);
+MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *cache);
+MEMPOOL_INTERNAL uint32_t mempool__cache_refill(mempool *pool, struct cache *cache);
+MEMPOOL_INTERNAL bool mempool__cache_spill(mempool *pool, struct cache *cache);
+
+/* The calling thread's cache for the pool, or NULL to run uncached. */
+static inline struct cache *cache_of(mempool *pool)
+{
+    if (!pool->cache_size)
+        return NULL;
+    struct cache_table *table = &mempool__cache_table;
+    uint32_t slot = pool->cache_slot;
+    if (likely(slot < table->length && table->slots[slot].pool_id == pool->id))
+        return table->slots[slot].cache;
+    return mempool__cache_attach(pool);
+}
+
+/* Marks the owner busy; false (not busy) when the cache is armed. */
+static inline bool cache_enter(const mempool *pool, struct cache *c)
+{
+    if (pool->cache_ordered) {
+        atomic_exchange_explicit(&c->busy, 1, memory_order_seq_cst);
+    } else {
+        atomic_store_explicit(&c->busy, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+    if (likely(!atomic_load_explicit(&c->steal, memory_order_seq_cst)))
+        return true;
+    atomic_store_explicit(&c->busy, 0, memory_order_release);
+    return false;
+}
+
+/* Ends the owner's operation; true when the cache was armed meanwhile. */
+static inline bool cache_leave(const mempool *pool, struct cache *c)
+{
+    if (pool->cache_ordered) {
+        atomic_exchange_explicit(&c->busy, 0, memory_order_seq_cst);
+    } else {
+        atomic_store_explicit(&c->busy, 0, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+    return atomic_load_explicit(&c->steal, memory_order_seq_cst);
+}
+
+/* Takes the hottest cached block: its index, or STACK_NIL (cache empty and
+ * nothing to refill from, or armed). */
+static inline uint32_t cache_get(mempool *pool, struct cache *c)
+{
+    if (unlikely(!cache_enter(pool, c))) {
+        mempool__cache_honour(pool, c);
+        return STACK_NIL;
+    }
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (unlikely(n == 0))
+        n = mempool__cache_refill(pool, c);
+    uint32_t index = STACK_NIL;
+    if (likely(n)) {
+        index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
+        atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
+    }
+    if (unlikely(cache_leave(pool, c)))
+        mempool__cache_honour(pool, c);
+    return index;
+}
+
+/* Caches a validated block; false when the caller must put it through the
+ * shared path (armed, or the cold half could not be spilled). */
+static inline bool cache_put(mempool *pool, struct cache *c, uint32_t index)
+{
+    if (unlikely(!cache_enter(pool, c))) {
+        mempool__cache_honour(pool, c);
+        return false;
+    }
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    bool cached = n < c->size || mempool__cache_spill(pool, c);
+    if (likely(cached)) {
+        n = atomic_load_explicit(&c->count, memory_order_relaxed);
+        atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
+                              memory_order_relaxed);
+        atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
+        atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
+    }
+    if (unlikely(cache_leave(pool, c)))
+        mempool__cache_honour(pool, c);
+    return cached;
+}
+
+#endif
