@@ -25,6 +25,8 @@ static struct {
 } registry = { PTHREAD_MUTEX_INITIALIZER, 1, 0, NULL, 0, 0, 0, false };
 
 static void cache_thread_exit(void *table);
+static uint32_t cache_refill(mempool *pool, struct cache *c);
+static bool cache_spill(mempool *pool, struct cache *c);
 
 /* Gives the pool its id and, if it caches, a slot (UINT32_MAX: none, so
  * every thread runs uncached for it). */
@@ -106,7 +108,7 @@ static bool table_reserve(struct cache_table *table, uint32_t slot)
     return true;
 }
 
-struct cache *mempool__cache_attach(mempool *pool)
+static struct cache *cache_attach(mempool *pool)
 {
     struct cache_table *table = &mempool__cache_table;
     uint32_t slot = pool->cache_slot;
@@ -147,6 +149,56 @@ static size_t cache_empty_locked(mempool *pool, struct cache *c, struct wakeups 
     return n;
 }
 
+struct cache *mempool__cache_of(mempool *pool)
+{
+    if (!pool->cache_size)
+        return NULL;
+    struct cache_table *table = &mempool__cache_table;
+    uint32_t slot = pool->cache_slot;
+    if (slot < table->length && table->slots[slot].pool_id == pool->id)
+        return table->slots[slot].cache;
+    return cache_attach(pool);
+}
+
+uint32_t mempool__cache_get(mempool *pool, struct cache *c)
+{
+    if (!cache_enter(pool, c)) {
+        mempool__cache_honour(pool, c);
+        return STACK_NIL;
+    }
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (n == 0)
+        n = cache_refill(pool, c);
+    uint32_t index = STACK_NIL;
+    if (n) {
+        index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
+        atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
+    }
+    if (cache_leave(pool, c))
+        mempool__cache_honour(pool, c);
+    return index;
+}
+
+bool mempool__cache_put(mempool *pool, struct cache *c, uint32_t index)
+{
+    if (!cache_enter(pool, c)) {
+        mempool__cache_honour(pool, c);
+        return false;
+    }
+    bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size ||
+                cache_spill(pool, c);
+    if (room) {
+        uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+        atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
+                              memory_order_relaxed);
+        atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
+        atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
+    }
+    if (cache_leave(pool, c))
+        mempool__cache_honour(pool, c);
+    return room;
+}
+
 void mempool__cache_honour(mempool *pool, struct cache *c)
 {
     struct wakeups wk = { .n = 0 };
@@ -167,7 +219,7 @@ void mempool_flush(mempool *pool)
         mempool__cache_honour(pool, table->slots[slot].cache);
 }
 
-uint32_t mempool__cache_refill(mempool *pool, struct cache *c)
+static uint32_t cache_refill(mempool *pool, struct cache *c)
 {
     uint32_t taken[CACHE_SIZE_MAX / 2];
     size_t batch = c->size / 2 ? c->size / 2 : 1;
@@ -179,7 +231,7 @@ uint32_t mempool__cache_refill(mempool *pool, struct cache *c)
     return (uint32_t)n;
 }
 
-bool mempool__cache_spill(mempool *pool, struct cache *c)
+static bool cache_spill(mempool *pool, struct cache *c)
 {
     uint32_t cold[CACHE_SIZE_MAX / 2];
     uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);

@@ -75,23 +75,25 @@ extern _Thread_local struct cache_table mempool__cache_table
 #endif
     ;
 
-MEMPOOL_INTERNAL struct cache *mempool__cache_attach(mempool *pool);
+/* The calling thread's cache for the pool, attaching one on first use, or
+ * NULL to run uncached. */
+MEMPOOL_INTERNAL struct cache *mempool__cache_of(mempool *pool);
+/* The full cache operations, for when the inline hit path misses: they
+ * refill, spill and honour steal requests. */
+MEMPOOL_INTERNAL uint32_t mempool__cache_get(mempool *pool, struct cache *cache);
+MEMPOOL_INTERNAL bool mempool__cache_put(mempool *pool, struct cache *cache, uint32_t index);
 MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *cache);
-MEMPOOL_INTERNAL uint32_t mempool__cache_refill(mempool *pool, struct cache *cache);
-MEMPOOL_INTERNAL bool mempool__cache_spill(mempool *pool, struct cache *cache);
 
-/* The calling thread's cache for the pool, or NULL to run uncached. */
-static inline struct cache *cache_of(mempool *pool)
+/* The calling thread's cache for the pool if it has one already. Pools
+ * without caching have no slot, so the bounds check sends them away. */
+static inline struct cache *cache_lookup(const mempool *pool)
 {
-    if (!pool->cache_size)
-        return NULL;
     struct cache_table *table = &mempool__cache_table;
     uint32_t slot = pool->cache_slot;
     if (likely(slot < table->length && table->slots[slot].pool_id == pool->id))
         return table->slots[slot].cache;
-    return mempool__cache_attach(pool);
+    return NULL;
 }
-
 /* Marks the owner busy; false (not busy) when the cache is armed. */
 static inline bool cache_enter(const mempool *pool, struct cache *c)
 {
@@ -119,18 +121,14 @@ static inline bool cache_leave(const mempool *pool, struct cache *c)
     return atomic_load_explicit(&c->steal, memory_order_seq_cst);
 }
 
-/* Takes the hottest cached block: its index, or STACK_NIL (cache empty and
- * nothing to refill from, or armed). */
-static inline uint32_t cache_get(mempool *pool, struct cache *c)
+/* The hit path: the hottest cached block's index, or STACK_NIL when the
+ * cache is empty or armed (the caller then takes the full path). */
+static inline uint32_t cache_hit_get(mempool *pool, struct cache *c)
 {
-    if (unlikely(!cache_enter(pool, c))) {
-        mempool__cache_honour(pool, c);
+    if (unlikely(!cache_enter(pool, c)))
         return STACK_NIL;
-    }
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    if (unlikely(n == 0))
-        n = mempool__cache_refill(pool, c);
     uint32_t index = STACK_NIL;
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     if (likely(n)) {
         index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
         atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
@@ -140,18 +138,15 @@ static inline uint32_t cache_get(mempool *pool, struct cache *c)
     return index;
 }
 
-/* Caches a validated block; false when the caller must put it through the
- * shared path (armed, or the cold half could not be spilled). */
-static inline bool cache_put(mempool *pool, struct cache *c, uint32_t index)
+/* The hit path of a put of a validated block: false when the cache is full
+ * or armed (the caller then takes the full path). */
+static inline bool cache_hit_put(mempool *pool, struct cache *c, uint32_t index)
 {
-    if (unlikely(!cache_enter(pool, c))) {
-        mempool__cache_honour(pool, c);
+    if (unlikely(!cache_enter(pool, c)))
         return false;
-    }
     uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    bool cached = n < c->size || mempool__cache_spill(pool, c);
-    if (likely(cached)) {
-        n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    bool room = n < c->size;
+    if (likely(room)) {
         atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
                               memory_order_relaxed);
         atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
@@ -159,7 +154,7 @@ static inline bool cache_put(mempool *pool, struct cache *c, uint32_t index)
     }
     if (unlikely(cache_leave(pool, c)))
         mempool__cache_honour(pool, c);
-    return cached;
+    return room;
 }
 
 #endif

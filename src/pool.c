@@ -19,7 +19,10 @@ static bool pool_closed(const mempool *pool)
     return atomic_load_explicit(&pool->closed, memory_order_acquire);
 }
 
-void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
+/* Everything but a cache hit: errors, attaching a cache, refills, the
+ * shared stack and sleeping. Kept out of line so that the hit path stays a
+ * leaf with nothing to save. */
+static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_ns)
 {
     if (unlikely(!pool)) {
         errno = EINVAL;
@@ -29,11 +32,11 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
         errno = ECANCELED;
         return NULL;
     }
-    struct cache *cache = cache_of(pool);
-    uint32_t index = cache ? cache_get(pool, cache) : STACK_NIL;
-    if (unlikely(index == STACK_NIL))
+    struct cache *cache = mempool__cache_of(pool);
+    uint32_t index = cache ? mempool__cache_get(pool, cache) : STACK_NIL;
+    if (index == STACK_NIL)
         index = stack_pop(&pool->stack);
-    if (likely(index != STACK_NIL)) {
+    if (index != STACK_NIL) {
         stack_mark_out(&pool->stack, index);
         return block_at(pool, index);
     }
@@ -44,6 +47,21 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
         return NULL;
     }
     return block;
+}
+
+void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
+{
+    if (likely(pool && !pool_closed(pool))) {
+        struct cache *cache = cache_lookup(pool);
+        if (likely(cache)) {
+            uint32_t index = cache_hit_get(pool, cache);
+            if (likely(index != STACK_NIL)) {
+                stack_mark_out(&pool->stack, index);
+                return block_at(pool, index);
+            }
+        }
+    }
+    return get_miss(pool, timeout_ns);
 }
 
 void *mempool_get(mempool *pool)
@@ -70,19 +88,34 @@ static uint32_t put_check(mempool *pool, const void *block)
     return STACK_NIL;
 }
 
-int mempool_put(mempool *pool, void *block)
+static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
 {
     if (unlikely(!pool))
         return EINVAL;
     uint32_t index = put_check(pool, block);
     if (unlikely(index == STACK_NIL))
         return EINVAL;
-    struct cache *cache = cache_of(pool);
-    if (likely(cache && cache_put(pool, cache, index)))
+    struct cache *cache = mempool__cache_of(pool);
+    if (cache && mempool__cache_put(pool, cache, index))
         return 0;
-    if (unlikely(!stack_push_many(&pool->stack, &index, 1, false)))
+    if (!stack_push_many(&pool->stack, &index, 1, false))
         mempool__put_slow(pool, &index, 1);
     return 0;
+}
+
+int mempool_put(mempool *pool, void *block)
+{
+    if (likely(pool)) {
+        struct cache *cache = cache_lookup(pool);
+        if (likely(cache)) {
+            const char *what;
+            uint32_t index = block_lookup(pool, block, &what);
+            if (likely(index != STACK_NIL && !stack_is_free(&pool->stack, index) &&
+                       cache_hit_put(pool, cache, index)))
+                return 0;
+        }
+    }
+    return put_miss(pool, block);
 }
 
 int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
