@@ -43,10 +43,11 @@ struct cache;
 
 /* ThreadSanitizer models neither membarrier nor standalone fences: its
  * builds use the ordered variant of the cache protocol (cache.h). */
-#if defined(__SANITIZE_THREAD__) && !defined(MEMPOOL_TSAN)
+#if !defined(MEMPOOL_TSAN) && defined(__SANITIZE_THREAD__)
 #define MEMPOOL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) && !defined(MEMPOOL_TSAN)
+#endif
+#if !defined(MEMPOOL_TSAN) && defined(__has_feature)
+#if __has_feature(thread_sanitizer)
 #define MEMPOOL_TSAN 1
 #endif
 #endif
