@@ -23,9 +23,19 @@
  *   - The pool never writes into a block it holds: bookkeeping lives in side
  *     arrays, so a block keeps its contents between put and get, and a buffer
  *     overflow in the caller cannot corrupt the free list.
- *   - Lock-free fast path: when nobody waits, get and put take no lock and make
- *     no system call. The shared free list is a Treiber stack of block indices
- *     with an ABA tag in the same 64-bit word.
+ *   - Per-thread caches: each thread keeps a small magazine of free blocks per
+ *     pool, so most gets and puts do no atomic read-modify-write, take no lock
+ *     and make no system call. Cached blocks are never stranded: a get that
+ *     would wait or fail first takes blocks parked in other threads' caches
+ *     (including idle ones), and while a get waits, puts go to the waiter.
+ *     Automatic size (cache_size 0): capacity / 16, at most 256, none below
+ *     64 blocks; an explicit size is clamped to capacity / 4 and 4096.
+ *     A thread's caches return to their pools when it exits (thread-exit
+ *     destructors do not run for the main thread or at exit(): its cached
+ *     blocks stay available to other threads and are released by destroy).
+ *   - Lock-free shared path: behind the caches, the free list is a Treiber
+ *     stack of block indices with an ABA tag in the same 64-bit word; when
+ *     nobody waits, it takes no lock and makes no system call.
  *   - Put validation is always on and O(1): NULL, foreign, interior and
  *     repeated puts are refused with EINVAL and leave the pool unchanged.
  *
@@ -149,7 +159,9 @@ MEMPOOL_API void mempool_close(mempool *pool);
  * (same timeout convention; 0 only checks), EINVAL for a NULL pool. */
 MEMPOOL_API int mempool_drain(mempool *pool, int64_t timeout_ns);
 
-/* Returns the calling thread's cached blocks to the shared pool. */
+/* Returns the calling thread's cached blocks to the shared pool (a no-op
+ * without a cache). Never needed for correctness: other threads' gets take
+ * cached blocks when they need them. */
 MEMPOOL_API void mempool_flush(mempool *pool);
 
 /* The configured capacity. */

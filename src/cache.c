@@ -26,7 +26,7 @@ static struct {
 
 static void cache_thread_exit(void *table);
 static uint32_t cache_refill(mempool *pool, struct cache *c);
-static bool cache_spill(mempool *pool, struct cache *c);
+static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold);
 
 /* Gives the pool its id and, if it caches, a slot (UINT32_MAX: none, so
  * every thread runs uncached for it). */
@@ -186,7 +186,7 @@ bool mempool__cache_put(mempool *pool, struct cache *c, uint32_t index)
         return false;
     }
     bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size ||
-                cache_spill(pool, c);
+                cache_spill(pool, c, c->size / 2 ? c->size / 2 : 1);
     if (room) {
         uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
         atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
@@ -221,7 +221,7 @@ void mempool_flush(mempool *pool)
 
 static uint32_t cache_refill(mempool *pool, struct cache *c)
 {
-    uint32_t taken[CACHE_SIZE_MAX / 2];
+    uint32_t taken[CACHE_SIZE_MAX];
     size_t batch = c->size / 2 ? c->size / 2 : 1;
     size_t n = stack_pop_many(&pool->stack, taken, batch, false);
     /* The shared top is the hottest block: it goes on top of the magazine. */
@@ -231,21 +231,76 @@ static uint32_t cache_refill(mempool *pool, struct cache *c)
     return (uint32_t)n;
 }
 
-static bool cache_spill(mempool *pool, struct cache *c)
+/* Sends the `cold` bottom blocks of the magazine to the shared stack with
+ * one CAS; false (nothing moved) while the stack's WAIT bit is set. */
+static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold)
 {
-    uint32_t cold[CACHE_SIZE_MAX / 2];
+    uint32_t moved[CACHE_SIZE_MAX];
     uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    uint32_t half = n / 2 ? n / 2 : 1;
-    for (uint32_t i = 0; i < half; i++)
-        cold[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
-    if (!stack_push_many(&pool->stack, cold, half, false))
+    for (uint32_t i = 0; i < cold; i++)
+        moved[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
+    if (!stack_push_many(&pool->stack, moved, cold, false))
         return false;
-    for (uint32_t i = half; i < n; i++)
-        atomic_store_explicit(&c->blocks[i - half],
+    for (uint32_t i = cold; i < n; i++)
+        atomic_store_explicit(&c->blocks[i - cold],
                               atomic_load_explicit(&c->blocks[i], memory_order_relaxed),
                               memory_order_relaxed);
-    atomic_store_explicit(&c->count, n - half, memory_order_relaxed);
+    atomic_store_explicit(&c->count, n - cold, memory_order_relaxed);
     return true;
+}
+
+bool mempool__cache_get_many(mempool *pool, struct cache *c, uint32_t *out, size_t n)
+{
+    if (!cache_enter(pool, c)) {
+        mempool__cache_honour(pool, c);
+        return false;
+    }
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (count < n) {
+        uint32_t taken[CACHE_SIZE_MAX];
+        size_t k = stack_pop_many(&pool->stack, taken, c->size - count, false);
+        for (size_t i = k; i-- > 0;)
+            atomic_store_explicit(&c->blocks[count++], taken[i], memory_order_relaxed);
+    }
+    bool enough = count >= n;
+    if (enough) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&c->blocks[count - 1 - i], memory_order_relaxed);
+        count -= (uint32_t)n;
+    }
+    atomic_store_explicit(&c->count, count, memory_order_relaxed);
+    if (cache_leave(pool, c))
+        mempool__cache_honour(pool, c);
+    return enough;
+}
+
+bool mempool__cache_put_many(mempool *pool, struct cache *c, const uint32_t *indices,
+                             size_t n)
+{
+    if (!cache_enter(pool, c)) {
+        mempool__cache_honour(pool, c);
+        return false;
+    }
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    bool room = count + n <= c->size;
+    if (!room) {
+        uint32_t cold = count + (uint32_t)n - c->size;
+        if (cold < c->size / 2)
+            cold = c->size / 2 < count ? c->size / 2 : count;
+        room = cache_spill(pool, c, cold);
+    }
+    if (room) {
+        count = atomic_load_explicit(&c->count, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++) {
+            atomic_store_explicit(stack_entry(&pool->stack, indices[i]),
+                                  ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
+            atomic_store_explicit(&c->blocks[count++], indices[i], memory_order_relaxed);
+        }
+        atomic_store_explicit(&c->count, count, memory_order_relaxed);
+    }
+    if (cache_leave(pool, c))
+        mempool__cache_honour(pool, c);
+    return room;
 }
 
 size_t mempool__caches_count_locked(const mempool *pool)

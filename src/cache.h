@@ -83,6 +83,12 @@ MEMPOOL_INTERNAL struct cache *mempool__cache_of(mempool *pool);
 MEMPOOL_INTERNAL uint32_t mempool__cache_get(mempool *pool, struct cache *cache);
 MEMPOOL_INTERNAL bool mempool__cache_put(mempool *pool, struct cache *cache, uint32_t index);
 MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *cache);
+/* Bulk, n <= cache size: all n blocks or none (get tops the cache up from
+ * the shared stack first; put spills cold blocks to make room). */
+MEMPOOL_INTERNAL bool mempool__cache_get_many(mempool *pool, struct cache *cache,
+                                              uint32_t *out, size_t n);
+MEMPOOL_INTERNAL bool mempool__cache_put_many(mempool *pool, struct cache *cache,
+                                              const uint32_t *indices, size_t n);
 
 /* The calling thread's cache for the pool if it has one already. Pools
  * without caching have no slot, so the bounds check sends them away. */

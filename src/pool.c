@@ -128,8 +128,12 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         return EINVAL;
     if (pool_closed(pool))
         return ECANCELED;
+    /* A bulk call that fits the thread's cache is served by it; a larger one
+     * is already a batch and goes to the shared stack with one CAS. */
     uint32_t indices[CHUNK];
-    if (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true)) {
+    struct cache *cache = n <= CHUNK ? mempool__cache_of(pool) : NULL;
+    if ((cache && n <= cache->size && mempool__cache_get_many(pool, cache, indices, n)) ||
+        (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true))) {
         for (size_t i = 0; i < n; i++) {
             stack_mark_out(&pool->stack, indices[i]);
             blocks[i] = block_at(pool, indices[i]);
@@ -178,11 +182,16 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         mempool__report(pool, what, blocks[i]);
         return EINVAL;
     }
+    struct cache *cache = mempool__cache_of(pool);
     for (size_t done = 0; done < n;) {
         uint32_t indices[CHUNK];
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; i < k; i++)
             indices[i] = block_lookup(pool, blocks[done + i], &what);
+        if (cache && k <= cache->size && mempool__cache_put_many(pool, cache, indices, k)) {
+            done += k;
+            continue;
+        }
         if (!stack_push_many(&pool->stack, indices, k, false)) {
             put_bulk_unmark(pool, blocks, done, done + k);
             mempool__put_slow(pool, indices, k);
