@@ -25,7 +25,7 @@ static struct {
 } registry = { PTHREAD_MUTEX_INITIALIZER, 1, 0, NULL, 0, 0, 0, false };
 
 static void cache_thread_exit(void *table);
-static uint32_t cache_refill(mempool *pool, struct cache *c);
+static void cache_refill(mempool *pool, struct cache *c);
 static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold);
 
 /* Gives the pool its id and, if it caches, a slot (UINT32_MAX: none, so
@@ -166,14 +166,9 @@ uint32_t mempool__cache_get(mempool *pool, struct cache *c)
         mempool__cache_honour(pool, c);
         return STACK_NIL;
     }
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    if (n == 0)
-        n = cache_refill(pool, c);
-    uint32_t index = STACK_NIL;
-    if (n) {
-        index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
-        atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
-    }
+    if (atomic_load_explicit(&c->count, memory_order_relaxed) == 0)
+        cache_refill(pool, c);
+    uint32_t index = cache_pop(c);
     if (cache_leave(pool, c))
         mempool__cache_honour(pool, c);
     return index;
@@ -187,13 +182,8 @@ bool mempool__cache_put(mempool *pool, struct cache *c, uint32_t index)
     }
     bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size ||
                 cache_spill(pool, c, c->size / 2 ? c->size / 2 : 1);
-    if (room) {
-        uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-        atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
-                              memory_order_relaxed);
-        atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
-        atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
-    }
+    if (room)
+        cache_push(pool, c, index);
     if (cache_leave(pool, c))
         mempool__cache_honour(pool, c);
     return room;
@@ -219,7 +209,7 @@ void mempool_flush(mempool *pool)
         mempool__cache_honour(pool, table->slots[slot].cache);
 }
 
-static uint32_t cache_refill(mempool *pool, struct cache *c)
+static void cache_refill(mempool *pool, struct cache *c)
 {
     uint32_t taken[CACHE_SIZE_MAX];
     size_t batch = c->size / 2 ? c->size / 2 : 1;
@@ -228,7 +218,6 @@ static uint32_t cache_refill(mempool *pool, struct cache *c)
     for (size_t i = 0; i < n; i++)
         atomic_store_explicit(&c->blocks[n - 1 - i], taken[i], memory_order_relaxed);
     atomic_store_explicit(&c->count, (uint32_t)n, memory_order_relaxed);
-    return (uint32_t)n;
 }
 
 /* Sends the `cold` bottom blocks of the magazine to the shared stack with
@@ -289,15 +278,9 @@ bool mempool__cache_put_many(mempool *pool, struct cache *c, const uint32_t *ind
             cold = c->size / 2 < count ? c->size / 2 : count;
         room = cache_spill(pool, c, cold);
     }
-    if (room) {
-        count = atomic_load_explicit(&c->count, memory_order_relaxed);
-        for (size_t i = 0; i < n; i++) {
-            atomic_store_explicit(stack_entry(&pool->stack, indices[i]),
-                                  ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
-            atomic_store_explicit(&c->blocks[count++], indices[i], memory_order_relaxed);
-        }
-        atomic_store_explicit(&c->count, count, memory_order_relaxed);
-    }
+    if (room)
+        for (size_t i = 0; i < n; i++)
+            cache_push(pool, c, indices[i]);
     if (cache_leave(pool, c))
         mempool__cache_honour(pool, c);
     return room;

@@ -127,18 +127,36 @@ static inline bool cache_leave(const mempool *pool, struct cache *c)
     return atomic_load_explicit(&c->steal, memory_order_seq_cst);
 }
 
+/* Takes the top (hottest) block of the magazine, or STACK_NIL; the owner is
+ * busy or holds the pool lock. */
+static inline uint32_t cache_pop(struct cache *c)
+{
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (unlikely(n == 0))
+        return STACK_NIL;
+    uint32_t index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
+    atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
+    return index;
+}
+
+/* Puts a validated block on top of the magazine, which has room; the block
+ * is marked free (and cached) so that a repeated put of it is refused. */
+static inline void cache_push(mempool *pool, struct cache *c, uint32_t index)
+{
+    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
+    atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
+}
+
 /* The hit path: the hottest cached block's index, or STACK_NIL when the
  * cache is empty or armed (the caller then takes the full path). */
 static inline uint32_t cache_hit_get(mempool *pool, struct cache *c)
 {
     if (unlikely(!cache_enter(pool, c)))
         return STACK_NIL;
-    uint32_t index = STACK_NIL;
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    if (likely(n)) {
-        index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
-        atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
-    }
+    uint32_t index = cache_pop(c);
     if (unlikely(cache_leave(pool, c)))
         mempool__cache_honour(pool, c);
     return index;
@@ -150,14 +168,9 @@ static inline bool cache_hit_put(mempool *pool, struct cache *c, uint32_t index)
 {
     if (unlikely(!cache_enter(pool, c)))
         return false;
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    bool room = n < c->size;
-    if (likely(room)) {
-        atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
-                              memory_order_relaxed);
-        atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
-        atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
-    }
+    bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size;
+    if (likely(room))
+        cache_push(pool, c, index);
     if (unlikely(cache_leave(pool, c)))
         mempool__cache_honour(pool, c);
     return room;
