@@ -278,9 +278,15 @@ bool mempool__cache_put_many(mempool *pool, struct cache *c, const uint32_t *ind
             cold = c->size / 2 < count ? c->size / 2 : count;
         room = cache_spill(pool, c, cold);
     }
-    if (room)
-        for (size_t i = 0; i < n; i++)
-            cache_push(pool, c, indices[i]);
+    if (room) {
+        count = atomic_load_explicit(&c->count, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++) {
+            atomic_store_explicit(stack_entry(&pool->stack, indices[i]),
+                                  ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
+            atomic_store_explicit(&c->blocks[count + i], indices[i], memory_order_relaxed);
+        }
+        atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
+    }
     if (cache_leave(pool, c))
         mempool__cache_honour(pool, c);
     return room;

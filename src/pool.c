@@ -167,6 +167,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
      * in the array is told apart from a block that was already free. Nobody
      * else touches these entries: the caller owns the blocks. */
     const char *what = NULL;
+    uint32_t indices[CHUNK]; /* the first chunk's, kept for the move below */
     for (size_t i = 0; i < n; i++) {
         uint32_t index = block_lookup(pool, blocks[i], &what);
         if (index != STACK_NIL) {
@@ -174,6 +175,8 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
             uint64_t seen = atomic_load_explicit(entry, memory_order_relaxed);
             if (!(seen & ENTRY_FREE)) {
                 atomic_store_explicit(entry, ENTRY_FREE, memory_order_relaxed);
+                if (i < CHUNK)
+                    indices[i] = index;
                 continue;
             }
             what = seen == ENTRY_FREE ? "repeated-in-array" : "repeated";
@@ -184,9 +187,8 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     }
     struct cache *cache = mempool__cache_of(pool);
     for (size_t done = 0; done < n;) {
-        uint32_t indices[CHUNK];
         size_t k = n - done < CHUNK ? n - done : CHUNK;
-        for (size_t i = 0; i < k; i++)
+        for (size_t i = 0; done && i < k; i++)
             indices[i] = block_lookup(pool, blocks[done + i], &what);
         if (cache && k <= cache->size && mempool__cache_put_many(pool, cache, indices, k)) {
             done += k;
