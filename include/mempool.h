@@ -79,6 +79,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,6 +91,15 @@ extern "C" {
 #define MEMPOOL_API
 #endif
 
+/* The version of this header; mempool_version() gives the library's. */
+#define MEMPOOL_VERSION_MAJOR 0
+#define MEMPOOL_VERSION_MINOR 1
+#define MEMPOOL_VERSION_PATCH 0
+#define MEMPOOL_VERSION "0.1.0"
+
+/* The library's version as "MAJOR.MINOR.PATCH", a static string. */
+MEMPOOL_API const char *mempool_version(void);
+
 /* The largest capacity: the free list's 64-bit head holds a 25-bit block
  * index next to its ABA tag (see src/stack.h). */
 #define MEMPOOL_CAPACITY_MAX ((size_t)1 << 24)
@@ -97,6 +107,7 @@ extern "C" {
 enum {
     MEMPOOL_NO_CACHE = 1u << 0, /* no per-thread cache */
     MEMPOOL_LAZY     = 1u << 1, /* generator mode: make blocks on first need */
+    MEMPOOL_CHECKED  = 1u << 2, /* checked mode: catch the caller's bugs (see below) */
 };
 
 typedef struct mempool mempool;
@@ -183,6 +194,34 @@ MEMPOOL_API size_t mempool_index(const mempool *pool, const void *block);
 /* The block at `index`; NULL with errno EINVAL (index >= capacity or NULL
  * pool) or ENOENT (lazy slot not made yet). */
 MEMPOOL_API void *mempool_block(const mempool *pool, size_t index);
+
+/* Statistics since creation or the last mempool_stats_reset. Counters are
+ * kept per thread and summed on read, so reading is exact when no call is in
+ * flight and costs the hot path no shared write. */
+typedef struct mempool_stats {
+    uint64_t gets;          /* blocks handed out (a bulk get of n counts n) */
+    uint64_t puts;          /* blocks accepted back */
+    uint64_t cache_hits;    /* gets served by the calling thread's cache */
+    uint64_t cache_misses;  /* gets that went to the shared pool */
+    uint64_t waits;         /* gets that slept */
+    uint64_t timeouts;      /* gets that gave up with ETIMEDOUT */
+    uint64_t refused_puts;  /* puts refused with EINVAL */
+    uint64_t out;           /* blocks out now (capacity - available) */
+    uint64_t out_high;      /* highest `out` seen: exact without a cache or in
+                             * checked mode, else an upper bound (blocks held in
+                             * caches count as out when it is sampled) */
+    uint64_t reserved[7];   /* zero: room to grow */
+} mempool_stats;
+
+/* Fills *out: 0, or EINVAL (NULL pool or out). */
+MEMPOOL_API int mempool_stats_read(const mempool *pool, mempool_stats *out);
+
+/* Starts the counters again from zero (out_high from `out`): 0 or EINVAL. */
+MEMPOOL_API int mempool_stats_reset(mempool *pool);
+
+/* Prints the statistics as one readable block: 0, or EINVAL, or EIO when
+ * writing failed. */
+MEMPOOL_API int mempool_stats_print(const mempool *pool, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -28,16 +28,17 @@ static void cache_thread_exit(void *table);
 static void cache_refill(mempool *pool, struct cache *c);
 static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold);
 
-/* Gives the pool its id and, if it caches, a slot (UINT32_MAX: none, so
- * every thread runs uncached for it). */
+/* Gives the pool its id and a slot (UINT32_MAX: none, so every thread runs
+ * without per-thread state for it). Pools without caching get a slot too:
+ * their per-thread state holds the statistics counters. */
 void mempool__registry_add(mempool *pool)
 {
     pthread_mutex_lock(&registry.lock);
     pool->id = registry.next_id++;
     pool->cache_slot = UINT32_MAX;
-    if (pool->cache_size && !registry.key_ready)
+    if (!registry.key_ready)
         registry.key_ready = pthread_key_create(&registry.exit_key, cache_thread_exit) == 0;
-    if (pool->cache_size && registry.key_ready) {
+    if (registry.key_ready) {
         if (registry.free_count)
             pool->cache_slot = registry.free_slots[--registry.free_count];
         else if (registry.next_slot < UINT32_MAX)
@@ -127,7 +128,7 @@ static struct cache *cache_attach(mempool *pool)
     c->size = pool->cache_size;
     c->pool = pool;
     pthread_mutex_lock(&pool->lock);
-    atomic_store_explicit(&c->steal, pool->caches_armed, memory_order_relaxed);
+    atomic_store_explicit(&c->steal, pool->caches_armed && c->size, memory_order_relaxed);
     c->next = pool->caches;
     if (pool->caches)
         pool->caches->prev = c;
@@ -151,8 +152,6 @@ static size_t cache_empty_locked(mempool *pool, struct cache *c, struct wakeups 
 
 struct cache *mempool__cache_of(mempool *pool)
 {
-    if (!pool->cache_size)
-        return NULL;
     struct cache_table *table = &mempool__cache_table;
     uint32_t slot = pool->cache_slot;
     if (slot < table->length && table->slots[slot].pool_id == pool->id)
@@ -162,6 +161,8 @@ struct cache *mempool__cache_of(mempool *pool)
 
 uint32_t mempool__cache_get(mempool *pool, struct cache *c)
 {
+    if (!c->size)
+        return STACK_NIL;
     if (!cache_enter(pool, c)) {
         mempool__cache_honour(pool, c);
         return STACK_NIL;
@@ -176,6 +177,8 @@ uint32_t mempool__cache_get(mempool *pool, struct cache *c)
 
 bool mempool__cache_put(mempool *pool, struct cache *c, uint32_t index)
 {
+    if (!c->size)
+        return false;
     if (!cache_enter(pool, c)) {
         mempool__cache_honour(pool, c);
         return false;
@@ -305,7 +308,8 @@ size_t mempool__caches_count_locked(const mempool *pool)
 static void caches_set_steal(mempool *pool, bool on)
 {
     for (struct cache *c = pool->caches; c; c = c->next)
-        atomic_store_explicit(&c->steal, on, memory_order_seq_cst);
+        if (c->size)
+            atomic_store_explicit(&c->steal, on, memory_order_seq_cst);
 }
 
 void mempool__caches_arm(mempool *pool, bool on)
@@ -361,6 +365,10 @@ static void cache_thread_exit(void *arg)
             struct wakeups wk = { .n = 0 };
             pthread_mutex_lock(&pool->lock);
             cache_empty_locked(pool, c, &wk);
+            for (int s = 0; s < STAT_COUNT; s++)
+                atomic_fetch_add_explicit(&pool->retired[s],
+                                          atomic_load_explicit(&c->stats[s], memory_order_relaxed),
+                                          memory_order_relaxed);
             if (c->prev)
                 c->prev->next = c->next;
             else

@@ -56,6 +56,7 @@ struct cache {
     uint32_t size;           /* magazine capacity */
     mempool *pool;           /* NULL once the pool is destroyed (registry lock) */
     struct cache *next, *prev; /* the pool's caches (pool lock) */
+    _Atomic uint64_t stats[STAT_COUNT]; /* written by the owner only */
     _Atomic uint32_t blocks[]; /* magazine, hottest block on top */
 };
 
@@ -100,6 +101,19 @@ static inline struct cache *cache_lookup(const mempool *pool)
         return table->slots[slot].cache;
     return NULL;
 }
+/* Counts n events of one kind for the calling thread: a plain increment of
+ * its own counter (readers sum them under the pool lock), or a shared atomic
+ * for a thread that has no cache. */
+static inline void stats_add(mempool *pool, struct cache *c, enum stat which, uint64_t n)
+{
+    if (likely(c))
+        atomic_store_explicit(&c->stats[which],
+                              atomic_load_explicit(&c->stats[which], memory_order_relaxed) + n,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&pool->retired[which], n, memory_order_relaxed);
+}
+
 /* Marks the owner busy; false (not busy) when the cache is armed. */
 static inline bool cache_enter(const mempool *pool, struct cache *c)
 {
@@ -159,6 +173,8 @@ static inline uint32_t cache_hit_get(mempool *pool, struct cache *c)
     uint32_t index = cache_pop(c);
     if (unlikely(cache_leave(pool, c)))
         mempool__cache_honour(pool, c);
+    if (likely(index != STACK_NIL))
+        stats_add(pool, c, STAT_HITS, 1);
     return index;
 }
 
@@ -173,6 +189,8 @@ static inline bool cache_hit_put(mempool *pool, struct cache *c, uint32_t index)
         cache_push(pool, c, index);
     if (unlikely(cache_leave(pool, c)))
         mempool__cache_honour(pool, c);
+    if (likely(room))
+        stats_add(pool, c, STAT_PUTS, 1);
     return room;
 }
 

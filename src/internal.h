@@ -38,6 +38,10 @@ struct ptr_map {
 struct waiter;
 struct cache;
 
+/* Counters kept per thread (struct cache) and, for threads without one and
+ * threads that have exited, per pool. gets = hits + misses. */
+enum stat { STAT_HITS, STAT_MISSES, STAT_PUTS, STAT_COUNT };
+
 /* The largest per-thread cache, in blocks. */
 #define CACHE_SIZE_MAX 4096u
 
@@ -88,6 +92,12 @@ struct mempool {
     struct cache *caches;        /* every thread cache of this pool */
     bool caches_armed;           /* steal set on every cache */
 
+    /* Statistics (stats.c). Slow-path events are counted here directly. */
+    _Atomic uint64_t retired[STAT_COUNT]; /* exited or cacheless threads */
+    _Atomic uint64_t waits, timeouts, refused;
+    _Atomic uint64_t out_high;
+    mempool_stats baseline;      /* subtracted on read: reset (lock) */
+
     /* Lazy generator mode. */
     _Atomic size_t unmade;       /* slots nobody has claimed for a make yet */
     _Atomic size_t made;         /* next index to give a made block */
@@ -109,6 +119,9 @@ MEMPOOL_INTERNAL int mempool__get_slow(mempool *pool, void **out, size_t n,
                                        int64_t timeout_ns);
 MEMPOOL_INTERNAL void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n);
 MEMPOOL_INTERNAL void mempool__return_slot(mempool *pool);
+
+/* Statistics (stats.c). */
+MEMPOOL_INTERNAL void mempool__stats_note_out(mempool *pool, size_t out);
 
 /* Pool ids and cache slots (cache.c). */
 MEMPOOL_INTERNAL void mempool__registry_add(mempool *pool);

@@ -19,6 +19,15 @@ static bool pool_closed(const mempool *pool)
     return atomic_load_explicit(&pool->closed, memory_order_acquire);
 }
 
+/* Free blocks outside the caches: a cache miss samples the high-water mark
+ * with it (blocks in caches count as out, hence an upper bound). */
+static size_t shared_free(const mempool *pool)
+{
+    return stack_depth(&pool->stack) +
+           atomic_load_explicit(&pool->collected, memory_order_relaxed) +
+           atomic_load_explicit(&pool->unmade, memory_order_relaxed);
+}
+
 /* Everything but a cache hit: errors, attaching a cache, refills, the
  * shared stack and sleeping. Kept out of line so that the hit path stays a
  * leaf with nothing to save. */
@@ -34,18 +43,30 @@ static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_n
     }
     struct cache *cache = mempool__cache_of(pool);
     uint32_t index = cache ? mempool__cache_get(pool, cache) : STACK_NIL;
+    void *block;
     if (index == STACK_NIL)
         index = stack_pop(&pool->stack);
-    if (index != STACK_NIL) {
-        stack_mark_out(&pool->stack, index);
-        return block_at(pool, index);
-    }
-    void *block;
-    int err = mempool__get_slow(pool, &block, 1, timeout_ns);
-    if (err) {
-        errno = err;
+    if (index != STACK_NIL && unlikely(pool_closed(pool))) {
+        /* Closed since the check above: the block may have been put after
+         * the close, and a get that takes it would be ordered after the
+         * close too. Give it back; every later get fails. */
+        if (!stack_push_many(&pool->stack, &index, 1, false))
+            mempool__put_slow(pool, &index, 1);
+        errno = ECANCELED;
         return NULL;
     }
+    if (index != STACK_NIL) {
+        stack_mark_out(&pool->stack, index);
+        block = block_at(pool, index);
+    } else {
+        int err = mempool__get_slow(pool, &block, 1, timeout_ns);
+        if (err) {
+            errno = err;
+            return NULL;
+        }
+    }
+    stats_add(pool, cache, STAT_MISSES, 1);
+    mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
     return block;
 }
 
@@ -84,6 +105,7 @@ static uint32_t put_check(mempool *pool, const void *block)
             return index;
         what = "repeated";
     }
+    atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
     mempool__report(pool, what, block);
     return STACK_NIL;
 }
@@ -96,10 +118,11 @@ static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
     if (unlikely(index == STACK_NIL))
         return EINVAL;
     struct cache *cache = mempool__cache_of(pool);
-    if (cache && mempool__cache_put(pool, cache, index))
-        return 0;
-    if (!stack_push_many(&pool->stack, &index, 1, false))
-        mempool__put_slow(pool, &index, 1);
+    if (!cache || !mempool__cache_put(pool, cache, index)) {
+        if (!stack_push_many(&pool->stack, &index, 1, false))
+            mempool__put_slow(pool, &index, 1);
+    }
+    stats_add(pool, cache, STAT_PUTS, 1);
     return 0;
 }
 
@@ -131,16 +154,30 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     /* A bulk call that fits the thread's cache is served by it; a larger one
      * is already a batch and goes to the shared stack with one CAS. */
     uint32_t indices[CHUNK];
-    struct cache *cache = n <= CHUNK ? mempool__cache_of(pool) : NULL;
-    if ((cache && n <= cache->size && mempool__cache_get_many(pool, cache, indices, n)) ||
-        (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true))) {
+    struct cache *cache = mempool__cache_of(pool);
+    bool hit = cache && n <= cache->size && mempool__cache_get_many(pool, cache, indices, n);
+    int err = 0;
+    bool taken = hit || (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
+    if (taken && unlikely(pool_closed(pool))) {
+        /* As in get_miss: closed meanwhile, so give the blocks back. */
+        if (!stack_push_many(&pool->stack, indices, n, false))
+            mempool__put_slow(pool, indices, n);
+        return ECANCELED;
+    }
+    if (taken) {
         for (size_t i = 0; i < n; i++) {
             stack_mark_out(&pool->stack, indices[i]);
             blocks[i] = block_at(pool, indices[i]);
         }
-        return 0;
+    } else {
+        err = mempool__get_slow(pool, blocks, n, timeout_ns);
     }
-    return mempool__get_slow(pool, blocks, n, timeout_ns);
+    if (!err) {
+        stats_add(pool, cache, hit ? STAT_HITS : STAT_MISSES, n);
+        if (!hit)
+            mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
+    }
+    return err;
 }
 
 /* Marks blocks[from..to) free again after a refused put_bulk. */
@@ -158,6 +195,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     if (n == 0)
         return 0;
     if (!blocks) {
+        atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
         mempool__report(pool, "null", NULL);
         return EINVAL;
     }
@@ -182,10 +220,12 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
             what = seen == ENTRY_FREE ? "repeated-in-array" : "repeated";
         }
         put_bulk_unmark(pool, blocks, 0, i);
+        atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
         mempool__report(pool, what, blocks[i]);
         return EINVAL;
     }
     struct cache *cache = mempool__cache_of(pool);
+    stats_add(pool, cache, STAT_PUTS, n);
     for (size_t done = 0; done < n;) {
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; done && i < k; i++)

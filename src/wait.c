@@ -113,7 +113,7 @@ void mempool__wait_bit_update(mempool *pool)
     mempool__caches_arm(pool, want);
 }
 
-static size_t available_locked(const mempool *pool)
+size_t mempool__available_locked(const mempool *pool)
 {
     size_t n = stack_depth(&pool->stack) +
                atomic_load_explicit(&pool->collected, memory_order_relaxed) +
@@ -127,7 +127,7 @@ size_t mempool_available(const mempool *pool)
     if (!pool)
         return 0;
     pthread_mutex_lock((pthread_mutex_t *)&pool->lock);
-    size_t n = available_locked(pool);
+    size_t n = mempool__available_locked(pool);
     pthread_mutex_unlock((pthread_mutex_t *)&pool->lock);
     return n;
 }
@@ -136,7 +136,7 @@ size_t mempool_available(const mempool *pool)
  * drain_seq, so it returns 0 even if a get takes a block right after. */
 static void drain_check(mempool *pool, struct wakeups *wk)
 {
-    if (pool->drainers && available_locked(pool) == pool->capacity) {
+    if (pool->drainers && mempool__available_locked(pool) == pool->capacity) {
         atomic_fetch_add_explicit(&pool->drain_seq, 1, memory_order_release);
         wake_later(wk, &pool->drain_seq, 1 << 30);
     }
@@ -321,6 +321,7 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
             err = take == TAKE_EMPTY ? EAGAIN : 0;
         }
         if (take == TAKE_SLEEP) {
+            atomic_fetch_add_explicit(&pool->waits, 1, memory_order_relaxed);
             atomic_store_explicit(&w.state, WAITING, memory_order_relaxed);
             queue_add(pool, &w, front);
         } else if (err) {
@@ -342,6 +343,7 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
             front = true;
             continue;
         default: /* TIMED_OUT */
+            atomic_fetch_add_explicit(&pool->timeouts, 1, memory_order_relaxed);
             return ETIMEDOUT;
         }
     }
@@ -392,7 +394,7 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
     /* From here on every put, cached or not, takes the lock and checks for
      * completion (the caches are armed, past the heavy barrier); the check
      * below covers the puts that landed before. */
-    if (available_locked(pool) != pool->capacity) {
+    if (mempool__available_locked(pool) != pool->capacity) {
         pthread_mutex_unlock(&pool->lock);
         while (atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq) {
             if (mempool__os_wait(&pool->drain_seq, seq, deadline) == ETIMEDOUT) {

@@ -21,6 +21,9 @@ MEMPOOL_INTERNAL void mempool__give_locked(mempool *pool, const uint32_t *indice
 MEMPOOL_INTERNAL void mempool__wait_bit_update(mempool *pool);
 MEMPOOL_INTERNAL void mempool__unlock_and_wake(mempool *pool, struct wakeups *wk);
 
+/* capacity minus the blocks out, caches included. */
+MEMPOOL_INTERNAL size_t mempool__available_locked(const mempool *pool);
+
 /* Cache side (cache.c). */
 MEMPOOL_INTERNAL size_t mempool__caches_count_locked(const mempool *pool);
 MEMPOOL_INTERNAL void mempool__caches_arm(mempool *pool, bool on);

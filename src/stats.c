@@ -1,0 +1,86 @@
+/* Statistics: per-thread counters summed on read, slow-path counters in the
+ * pool, and a baseline snapshot for reset, so that nothing ever writes
+ * another thread's counters and the hit path adds no shared write. */
+#include <errno.h>
+#include <inttypes.h>
+
+#include "cache.h"
+#include "wait.h"
+
+void mempool__stats_note_out(mempool *pool, size_t out)
+{
+    /* A shared read in the common case; the CAS runs only on a new high. */
+    uint64_t high = atomic_load_explicit(&pool->out_high, memory_order_relaxed);
+    while (out > high && !atomic_compare_exchange_weak_explicit(
+                             &pool->out_high, &high, out, memory_order_relaxed,
+                             memory_order_relaxed)) {
+    }
+}
+
+static void stats_sum_locked(const mempool *pool, mempool_stats *s)
+{
+    uint64_t sum[STAT_COUNT];
+    for (int i = 0; i < STAT_COUNT; i++)
+        sum[i] = atomic_load_explicit(&pool->retired[i], memory_order_relaxed);
+    for (const struct cache *c = pool->caches; c; c = c->next)
+        for (int i = 0; i < STAT_COUNT; i++)
+            sum[i] += atomic_load_explicit(&c->stats[i], memory_order_relaxed);
+    *s = (mempool_stats){ 0 };
+    s->cache_hits = sum[STAT_HITS];
+    s->cache_misses = sum[STAT_MISSES];
+    s->gets = sum[STAT_HITS] + sum[STAT_MISSES];
+    s->puts = sum[STAT_PUTS];
+    s->waits = atomic_load_explicit(&pool->waits, memory_order_relaxed);
+    s->timeouts = atomic_load_explicit(&pool->timeouts, memory_order_relaxed);
+    s->refused_puts = atomic_load_explicit(&pool->refused, memory_order_relaxed);
+    s->out = pool->capacity - mempool__available_locked(pool);
+    uint64_t high = atomic_load_explicit(&pool->out_high, memory_order_relaxed);
+    s->out_high = high > s->out ? high : s->out;
+}
+
+int mempool_stats_read(const mempool *pool, mempool_stats *out)
+{
+    if (!pool || !out)
+        return EINVAL;
+    pthread_mutex_t *lock = (pthread_mutex_t *)&pool->lock;
+    pthread_mutex_lock(lock);
+    stats_sum_locked(pool, out);
+    const mempool_stats *b = &pool->baseline;
+    out->gets -= b->gets;
+    out->puts -= b->puts;
+    out->cache_hits -= b->cache_hits;
+    out->cache_misses -= b->cache_misses;
+    out->waits -= b->waits;
+    out->timeouts -= b->timeouts;
+    out->refused_puts -= b->refused_puts;
+    pthread_mutex_unlock(lock);
+    return 0;
+}
+
+int mempool_stats_reset(mempool *pool)
+{
+    if (!pool)
+        return EINVAL;
+    pthread_mutex_lock(&pool->lock);
+    stats_sum_locked(pool, &pool->baseline);
+    atomic_store_explicit(&pool->out_high, pool->baseline.out, memory_order_relaxed);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+int mempool_stats_print(const mempool *pool, FILE *out)
+{
+    mempool_stats s;
+    if (!out || mempool_stats_read(pool, &s))
+        return EINVAL;
+    int n = fprintf(out,
+                    "mempool %p: capacity %zu, block size %zu\n"
+                    "  gets %" PRIu64 " (cache hits %" PRIu64 ", misses %" PRIu64 ")"
+                    ", puts %" PRIu64 ", refused puts %" PRIu64 "\n"
+                    "  waits %" PRIu64 ", timeouts %" PRIu64 "\n"
+                    "  out now %" PRIu64 ", highest %" PRIu64 ", available %zu\n",
+                    (const void *)pool, pool->capacity, pool->block_size, s.gets,
+                    s.cache_hits, s.cache_misses, s.puts, s.refused_puts, s.waits,
+                    s.timeouts, s.out, s.out_high, (size_t)(pool->capacity - s.out));
+    return n < 0 || fflush(out) != 0 ? EIO : 0;
+}
