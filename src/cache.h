@@ -173,8 +173,6 @@ static inline uint32_t cache_hit_get(mempool *pool, struct cache *c)
     uint32_t index = cache_pop(c);
     if (unlikely(cache_leave(pool, c)))
         mempool__cache_honour(pool, c);
-    if (likely(index != STACK_NIL))
-        stats_add(pool, c, STAT_HITS, 1);
     return index;
 }
 

@@ -39,8 +39,10 @@ struct waiter;
 struct cache;
 
 /* Counters kept per thread (struct cache) and, for threads without one and
- * threads that have exited, per pool. gets = hits + misses. */
-enum stat { STAT_HITS, STAT_MISSES, STAT_PUTS, STAT_COUNT };
+ * threads that have exited, per pool. Gets are not counted: every block out
+ * was got and not yet put, so gets = puts + out, and cache hits = gets -
+ * misses; a get served by the cache costs no counter at all. */
+enum stat { STAT_MISSES, STAT_PUTS, STAT_COUNT };
 
 /* The largest per-thread cache, in blocks. */
 #define CACHE_SIZE_MAX 4096u

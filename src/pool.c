@@ -172,10 +172,9 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     } else {
         err = mempool__get_slow(pool, blocks, n, timeout_ns);
     }
-    if (!err) {
-        stats_add(pool, cache, hit ? STAT_HITS : STAT_MISSES, n);
-        if (!hit)
-            mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
+    if (!err && !hit) {
+        stats_add(pool, cache, STAT_MISSES, n);
+        mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
     }
     return err;
 }

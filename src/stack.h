@@ -103,13 +103,23 @@ static inline void stack_mark_out(struct stack *s, uint32_t index)
     atomic_store_explicit(stack_entry(s, index), 0, memory_order_relaxed);
 }
 
-/* Free blocks in the stack. Exact when no push or pop is in flight. */
+/* Free blocks in the stack at one instant: the top's entry cannot change
+ * while the head word stays the same (a pop would bump the tag), so a head
+ * read again unchanged after the entry proves the pair consistent. */
 static inline uint32_t stack_depth(const struct stack *s)
 {
-    uint32_t top = stack_top(atomic_load_explicit(&s->head, memory_order_acquire));
-    if (top == STACK_NIL)
-        return 0;
-    return entry_depth(atomic_load_explicit(stack_entry(s, top), memory_order_relaxed));
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+    for (;;) {
+        uint32_t top = stack_top(head);
+        if (top == STACK_NIL)
+            return 0;
+        uint32_t depth =
+            entry_depth(atomic_load_explicit(stack_entry(s, top), memory_order_acquire));
+        uint64_t again = atomic_load_explicit(&s->head, memory_order_acquire);
+        if (again == head)
+            return depth;
+        head = again;
+    }
 }
 
 /* Pops one block: its index, or STACK_NIL when the stack is empty. */

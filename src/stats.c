@@ -26,14 +26,14 @@ static void stats_sum_locked(const mempool *pool, mempool_stats *s)
         for (int i = 0; i < STAT_COUNT; i++)
             sum[i] += atomic_load_explicit(&c->stats[i], memory_order_relaxed);
     *s = (mempool_stats){ 0 };
-    s->cache_hits = sum[STAT_HITS];
-    s->cache_misses = sum[STAT_MISSES];
-    s->gets = sum[STAT_HITS] + sum[STAT_MISSES];
+    s->out = pool->capacity - mempool__available_locked(pool);
     s->puts = sum[STAT_PUTS];
+    s->gets = s->puts + s->out;
+    s->cache_misses = sum[STAT_MISSES];
+    s->cache_hits = s->gets - s->cache_misses;
     s->waits = atomic_load_explicit(&pool->waits, memory_order_relaxed);
     s->timeouts = atomic_load_explicit(&pool->timeouts, memory_order_relaxed);
     s->refused_puts = atomic_load_explicit(&pool->refused, memory_order_relaxed);
-    s->out = pool->capacity - mempool__available_locked(pool);
     uint64_t high = atomic_load_explicit(&pool->out_high, memory_order_relaxed);
     s->out_high = high > s->out ? high : s->out;
 }

@@ -1,0 +1,177 @@
+/* Statistics: exact counts after known sequences, single- and
+ * multi-threaded, reset by baseline, and the printed block. */
+#include <stdatomic.h>
+
+#include "check.h"
+
+static mempool_stats stats_of(mempool *pool)
+{
+    mempool_stats s;
+    memset(&s, 0xa5, sizeof s);
+    REQUIRE(mempool_stats_read(pool, &s) == 0);
+    return s;
+}
+
+static mempool *pool_with(size_t capacity, unsigned flags, unsigned cache_size)
+{
+    mempool_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.capacity = capacity;
+    cfg.block_size = 32;
+    cfg.flags = flags;
+    cfg.cache_size = cache_size;
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    return pool;
+}
+
+/* A known single-threaded sequence on an uncached pool: every count exact. */
+static void test_sequence(unsigned flags, unsigned cache_size)
+{
+    enum { CAP = 64 };
+    mempool *pool = pool_with(CAP, flags, cache_size);
+    mempool_stats s = stats_of(pool);
+    CHECK_EQ(s.gets, 0);
+    CHECK_EQ(s.puts, 0);
+    CHECK_EQ(s.out, 0);
+    CHECK_EQ(s.out_high, 0);
+    for (size_t i = 0; i < sizeof s.reserved / sizeof s.reserved[0]; i++)
+        CHECK_EQ(s.reserved[i], 0);
+
+    void *b[CAP];
+    for (int i = 0; i < 10; i++)
+        REQUIRE((b[i] = mempool_get(pool)) != NULL);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(mempool_put(pool, b[i]), 0);
+    CHECK_EQ(mempool_put(pool, b[0]), EINVAL); /* repeated */
+    CHECK_EQ(mempool_put(pool, NULL), EINVAL);
+    s = stats_of(pool);
+    CHECK_EQ(s.gets, 10);
+    CHECK_EQ(s.puts, 4);
+    CHECK_EQ(s.out, 6);
+    /* Exact without a cache; with one, blocks a refill brought into the
+     * cache count as out when it is sampled (an upper bound). */
+    if (flags & MEMPOOL_NO_CACHE)
+        CHECK_EQ(s.out_high, 10);
+    else
+        CHECK(s.out_high >= 10 && s.out_high <= 10 + cache_size);
+    CHECK_EQ(s.refused_puts, 2);
+    CHECK_EQ(s.cache_hits + s.cache_misses, s.gets);
+    if (flags & MEMPOOL_NO_CACHE)
+        CHECK_EQ(s.cache_hits, 0);
+
+    /* Bulk counts every block; an empty pool with a timeout counts a wait
+     * and a timeout; a try_get on it counts neither. */
+    CHECK_EQ(mempool_put_bulk(pool, b + 4, 6), 0);
+    CHECK_EQ(mempool_get_bulk(pool, b, CAP, 0), 0);
+    errno = 0;
+    CHECK(mempool_try_get(pool) == NULL && errno == EAGAIN);
+    CHECK(mempool_get_timeout(pool, 1000000) == NULL && errno == ETIMEDOUT);
+    s = stats_of(pool);
+    CHECK_EQ(s.gets, 10 + CAP);
+    CHECK_EQ(s.puts, 10);
+    CHECK_EQ(s.out, CAP);
+    CHECK_EQ(s.out_high, CAP);
+    CHECK_EQ(s.waits, 1);
+    CHECK_EQ(s.timeouts, 1);
+
+    /* Reset: counters from zero, out kept, the high-water mark from out. */
+    CHECK_EQ(mempool_stats_reset(pool), 0);
+    CHECK_EQ(mempool_put_bulk(pool, b, CAP), 0);
+    s = stats_of(pool);
+    CHECK_EQ(s.gets, 0);
+    CHECK_EQ(s.puts, CAP);
+    CHECK_EQ(s.waits, 0);
+    CHECK_EQ(s.timeouts, 0);
+    CHECK_EQ(s.refused_puts, 0);
+    CHECK_EQ(s.out, 0);
+    CHECK_EQ(s.out_high, CAP);
+    void *x = mempool_get(pool);
+    CHECK_EQ(mempool_put(pool, x), 0);
+    CHECK_EQ(mempool_stats_reset(pool), 0);
+    s = stats_of(pool);
+    CHECK_EQ(s.out_high, 0);
+    mempool_destroy(pool);
+}
+
+/* Threads count on their own: the sums are exact once they are done, also
+ * for threads that have exited (their counts stay with the pool). */
+struct worker {
+    mempool *pool;
+    int rounds;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < w->rounds; i++) {
+        void *a = mempool_get(w->pool);
+        void *b = mempool_get(w->pool);
+        REQUIRE(a && b);
+        CHECK_EQ(mempool_put(w->pool, a), 0);
+        CHECK_EQ(mempool_put(w->pool, b), 0);
+        /* Not a repeated put of b: another thread may hold it by now. */
+        CHECK_EQ(mempool_put(w->pool, NULL), EINVAL);
+    }
+    return NULL;
+}
+
+static void test_threads(unsigned flags)
+{
+    enum { THREADS = 4 };
+    mempool *pool = pool_with(256, flags, 0);
+    int rounds = (int)(20000 * check_scale());
+    if (rounds < 100)
+        rounds = 100;
+    struct worker w = { pool, rounds };
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        t[i] = check_thread(worker_main, &w);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    mempool_stats s = stats_of(pool);
+    CHECK_EQ(s.gets, 2ull * THREADS * (uint64_t)rounds);
+    CHECK_EQ(s.puts, 2ull * THREADS * (uint64_t)rounds);
+    CHECK_EQ(s.refused_puts, (uint64_t)THREADS * (uint64_t)rounds);
+    CHECK_EQ(s.out, 0);
+    CHECK(s.out_high >= 2 && s.out_high <= 256);
+    if (flags & MEMPOOL_NO_CACHE)
+        CHECK(s.out_high <= 2 * THREADS);
+    else
+        CHECK(s.cache_hits > s.cache_misses);
+    mempool_destroy(pool);
+}
+
+static void test_print_and_errors(void)
+{
+    mempool *pool = pool_with(8, 0, 0);
+    void *b = mempool_get(pool);
+    FILE *f = tmpfile();
+    REQUIRE(f != NULL);
+    CHECK_EQ(mempool_stats_print(pool, f), 0);
+    rewind(f);
+    char text[512] = { 0 };
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    CHECK(len > 0);
+    CHECK(strstr(text, "gets 1") != NULL);
+    CHECK(strstr(text, "out now 1") != NULL);
+    mempool_stats s;
+    CHECK_EQ(mempool_stats_read(NULL, &s), EINVAL);
+    CHECK_EQ(mempool_stats_read(pool, NULL), EINVAL);
+    CHECK_EQ(mempool_stats_reset(NULL), EINVAL);
+    CHECK_EQ(mempool_stats_print(NULL, stdout), EINVAL);
+    CHECK_EQ(mempool_stats_print(pool, NULL), EINVAL);
+    CHECK_EQ(mempool_put(pool, b), 0);
+    mempool_destroy(pool);
+}
+
+int main(void)
+{
+    test_sequence(MEMPOOL_NO_CACHE, 0);
+    test_sequence(0, 16);
+    test_threads(MEMPOOL_NO_CACHE);
+    test_threads(0);
+    test_print_and_errors();
+    CHECK_DONE();
+}
