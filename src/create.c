@@ -5,8 +5,9 @@
 #include <string.h>
 
 #include "index.h"
+#include "track.h"
 
-#define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY)
+#define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED)
 
 void *mempool__call_make(mempool *pool)
 {
@@ -66,9 +67,14 @@ static int config_check(const mempool_config *c)
 static int arena_layout(mempool *pool, const mempool_config *c)
 {
     size_t alignment = c->alignment ? c->alignment : alignof(max_align_t);
-    if (alignment > PTRDIFF_MAX || c->block_size > PTRDIFF_MAX - (alignment - 1))
+    /* Block starts stay multiples of `alignment`; under ASan the stride is
+     * also a whole number of its 8-byte granules, so that poisoning one
+     * block never touches a neighbour. */
+    size_t step = (pool->track & TRACK_ASAN) && alignment < 8 ? 8 : alignment;
+    size_t guard = pool->checked ? CHECKED_GUARD : 0;
+    if (alignment > PTRDIFF_MAX || c->block_size > PTRDIFF_MAX - (step - 1) - guard)
         return EOVERFLOW;
-    size_t stride = (c->block_size + alignment - 1) & ~(alignment - 1);
+    size_t stride = (c->block_size + guard + step - 1) & ~(step - 1);
     if (stride > PTRDIFF_MAX / c->capacity)
         return EOVERFLOW;
     pool->block_size = c->block_size;
@@ -100,7 +106,8 @@ static size_t entry_count(size_t capacity)
  * CACHE_SIZE_MAX. A size under 2 means no cache. */
 static uint32_t cache_size_for(const mempool_config *c)
 {
-    if (c->flags & MEMPOOL_NO_CACHE)
+    /* Checked pools hand blocks out in FIFO order: no LIFO caches. */
+    if (c->flags & (MEMPOOL_NO_CACHE | MEMPOOL_CHECKED))
         return 0;
     size_t size = c->cache_size ? c->cache_size : c->capacity / 16;
     size_t limit = c->cache_size ? c->capacity / 4 : 256;
@@ -119,12 +126,13 @@ static int meta_alloc(mempool *pool)
     size_t entries = count * sizeof(uint64_t);
     size_t blocks = pool->make ? pool->capacity * sizeof(void *) : 0;
     size_t map = pool->make ? mempool__map_bytes(pool->capacity) : 0;
-    if (pool->arena_bytes > PTRDIFF_MAX - entries - blocks - map)
+    size_t checked = mempool__checked_bytes(pool);
+    if (pool->arena_bytes > PTRDIFF_MAX - entries - blocks - map - checked)
         return EOVERFLOW;
-    char *meta = mempool__os_alloc(entries + blocks + map, CACHE_LINE);
+    char *meta = mempool__os_alloc(entries + blocks + map + checked, CACHE_LINE);
     if (!meta)
         return ENOMEM;
-    pool->meta_bytes = entries + blocks + map;
+    pool->meta_bytes = entries + blocks + map + checked;
     pool->stack.entries = (_Atomic uint64_t *)meta;
     pool->stack.mask = (uint32_t)(count - 1);
     if (pool->make) {
@@ -148,15 +156,35 @@ static void stack_fill(mempool *pool, size_t n)
 static void unmake_free_blocks(mempool *pool)
 {
     size_t made = atomic_load_explicit(&pool->made, memory_order_acquire);
+    for (size_t i = 0; i < made; i++) {
+        if (!stack_is_free(&pool->stack, (uint32_t)i))
+            continue;
+        void *block = block_at(pool, (uint32_t)i);
+        track_out(pool, block);
+        call_unmake(pool, block);
+    }
+}
+
+/* At creation every block made is free: tell the tools. */
+static void track_all_free(mempool *pool)
+{
+    if (!pool->track)
+        return;
+    if (pool->base) {
+        track_poison(pool, pool->base, pool->arena_bytes);
+        return;
+    }
+    size_t made = atomic_load_explicit(&pool->made, memory_order_relaxed);
     for (size_t i = 0; i < made; i++)
-        if (stack_is_free(&pool->stack, (uint32_t)i))
-            call_unmake(pool, block_at(pool, (uint32_t)i));
+        track_free(pool, block_at(pool, (uint32_t)i));
 }
 
 static void pool_free(mempool *pool)
 {
-    if (pool->base)
+    if (pool->base) {
+        track_unpoison(pool, pool->base, pool->arena_bytes);
         mempool__os_free(pool->base, pool->arena_bytes, pool->arena_alignment);
+    }
     mempool__os_free((void *)pool->stack.entries, pool->meta_bytes, CACHE_LINE);
     pthread_mutex_destroy(&pool->lock);
     mempool__os_free(pool, sizeof *pool, alignof(mempool));
@@ -218,6 +246,8 @@ mempool *mempool_create(const mempool_config *config)
     pool->on_misuse = config->on_misuse;
     pool->arg = config->arg;
     pool->flags = config->flags;
+    pool->checked = config->flags & MEMPOOL_CHECKED;
+    pool->track = mempool__track_tools();
     pthread_mutex_init(&pool->lock, NULL);
     atomic_store_explicit(&pool->stack.head, STACK_NIL, memory_order_relaxed);
 
@@ -237,6 +267,10 @@ mempool *mempool_create(const mempool_config *config)
         errno = err;
         return NULL;
     }
+    if (pool->checked)
+        mempool__checked_init(pool, (char *)pool->stack.entries + pool->meta_bytes -
+                                        mempool__checked_bytes(pool));
+    track_all_free(pool);
     pool->cache_size = cache_size_for(config);
 #if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
     pool->cache_ordered = true;
@@ -252,6 +286,8 @@ void mempool_destroy(mempool *pool)
     if (!pool)
         return;
     mempool__registry_remove(pool);
+    if (pool->checked)
+        mempool__checked_leaks(pool);
     if (pool->make)
         unmake_free_blocks(pool);
     pool_free(pool);

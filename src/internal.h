@@ -77,6 +77,12 @@ struct mempool {
     unsigned flags;
     size_t meta_bytes;      /* everything allocated besides the arena */
     _Atomic bool closed;
+    unsigned track;         /* TRACK_* tools told about free blocks (track.h) */
+    bool checked;           /* MEMPOOL_CHECKED (checked.c) */
+    uint64_t *checksums;    /* checked arena: contents at put, per block */
+    uint32_t *ring;         /* checked: free blocks, oldest first (lock) */
+    size_t ring_head;
+    _Atomic size_t ring_length;
     uint64_t id;            /* never reused: identifies the pool to caches */
     uint32_t cache_slot;    /* index in the threads' cache tables */
     uint32_t cache_size;    /* blocks per thread cache; 0: no caching */
@@ -121,6 +127,27 @@ MEMPOOL_INTERNAL int mempool__get_slow(mempool *pool, void **out, size_t n,
                                        int64_t timeout_ns);
 MEMPOOL_INTERNAL void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n);
 MEMPOOL_INTERNAL void mempool__return_slot(mempool *pool);
+
+/* Checked mode (checked.c). Guard bytes follow each arena block. */
+#define CHECKED_GUARD 16
+MEMPOOL_INTERNAL size_t mempool__checked_bytes(const mempool *pool);
+MEMPOOL_INTERNAL void mempool__checked_init(mempool *pool, void *memory);
+/* Claims a block being put: its CAS from "out" lets exactly one of two
+ * racing puts win. The index, or STACK_NIL with *what saying why. */
+MEMPOOL_INTERNAL uint32_t mempool__checked_claim(mempool *pool, const void *block,
+                                                 const char **what);
+MEMPOOL_INTERNAL void mempool__checked_unclaim(mempool *pool, uint32_t index);
+/* Checks the guard of a claimed block and records its checksum. */
+MEMPOOL_INTERNAL void mempool__checked_seal(mempool *pool, uint32_t index, const void *block);
+/* Verifies a block handed out by a checked pool (no lock held). */
+MEMPOOL_INTERNAL void mempool__checked_got(mempool *pool, const void *block);
+MEMPOOL_INTERNAL void mempool__checked_ring_add(mempool *pool, uint32_t index);
+MEMPOOL_INTERNAL uint32_t mempool__checked_ring_take(mempool *pool);
+MEMPOOL_INTERNAL void mempool__checked_leaks(mempool *pool);
+/* Reports a detection: to on_misuse, else one line on stderr, and for
+ * corruption ("write-after-put", "overflow") an abort. */
+MEMPOOL_INTERNAL void mempool__checked_report(mempool *pool, const char *what,
+                                              const void *block);
 
 /* Statistics (stats.c). */
 MEMPOOL_INTERNAL void mempool__stats_note_out(mempool *pool, size_t out);

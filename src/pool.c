@@ -10,6 +10,7 @@
 
 #include "cache.h"
 #include "index.h"
+#include "track.h"
 
 /* Bulk calls move blocks through a small index buffer, one CAS per chunk. */
 #define CHUNK 64
@@ -25,7 +26,17 @@ static size_t shared_free(const mempool *pool)
 {
     return stack_depth(&pool->stack) +
            atomic_load_explicit(&pool->collected, memory_order_relaxed) +
-           atomic_load_explicit(&pool->unmade, memory_order_relaxed);
+           atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
+           atomic_load_explicit(&pool->ring_length, memory_order_relaxed);
+}
+
+/* A block has just become the caller's: tell the tools, and in checked mode
+ * verify that nobody wrote to it while it was free. */
+static void handed_out(mempool *pool, void *block)
+{
+    track_out(pool, block);
+    if (unlikely(pool->checked))
+        mempool__checked_got(pool, block);
 }
 
 /* Everything but a cache hit: errors, attaching a cache, refills, the
@@ -67,6 +78,7 @@ static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_n
     }
     stats_add(pool, cache, STAT_MISSES, 1);
     mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
+    handed_out(pool, block);
     return block;
 }
 
@@ -78,7 +90,9 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
             uint32_t index = cache_hit_get(pool, cache);
             if (likely(index != STACK_NIL)) {
                 stack_mark_out(&pool->stack, index);
-                return block_at(pool, index);
+                void *block = block_at(pool, index);
+                track_out(pool, block);
+                return block;
             }
         }
     }
@@ -95,6 +109,17 @@ void *mempool_try_get(mempool *pool)
     return mempool_get_timeout(pool, 0);
 }
 
+/* Counts and reports a refused put (checked pools also speak without an
+ * on_misuse callback). */
+static void put_refused(mempool *pool, const char *what, const void *block)
+{
+    atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
+    if (pool->checked)
+        mempool__checked_report(pool, what, block);
+    else
+        mempool__report(pool, what, block);
+}
+
 /* The block's index if a put of it is valid, else STACK_NIL after reporting. */
 static uint32_t put_check(mempool *pool, const void *block)
 {
@@ -105,18 +130,38 @@ static uint32_t put_check(mempool *pool, const void *block)
             return index;
         what = "repeated";
     }
-    atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
-    mempool__report(pool, what, block);
+    put_refused(pool, what, block);
     return STACK_NIL;
+}
+
+/* Checked mode: the exact claim, the guard and checksum, then the locked
+ * path that hands the block to a waiter or queues it in the FIFO. */
+static int put_checked(mempool *pool, void *block)
+{
+    const char *what;
+    uint32_t index = mempool__checked_claim(pool, block, &what);
+    if (index == STACK_NIL) {
+        put_refused(pool, what, block);
+        return EINVAL;
+    }
+    mempool__checked_seal(pool, index, block);
+    track_free(pool, block);
+    mempool__put_slow(pool, &index, 1);
+    stats_add(pool, mempool__cache_of(pool), STAT_PUTS, 1);
+    return 0;
 }
 
 static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
 {
     if (unlikely(!pool))
         return EINVAL;
+    if (pool->checked)
+        return put_checked(pool, block);
     uint32_t index = put_check(pool, block);
     if (unlikely(index == STACK_NIL))
         return EINVAL;
+    /* Poisoned before any other thread can see the block free. */
+    track_free(pool, block);
     struct cache *cache = mempool__cache_of(pool);
     if (!cache || !mempool__cache_put(pool, cache, index)) {
         if (!stack_push_many(&pool->stack, &index, 1, false))
@@ -130,12 +175,14 @@ int mempool_put(mempool *pool, void *block)
 {
     if (likely(pool)) {
         struct cache *cache = cache_lookup(pool);
-        if (likely(cache)) {
+        if (likely(cache && cache->size)) {
             const char *what;
             uint32_t index = block_lookup(pool, block, &what);
-            if (likely(index != STACK_NIL && !stack_is_free(&pool->stack, index) &&
-                       cache_hit_put(pool, cache, index)))
-                return 0;
+            if (likely(index != STACK_NIL && !stack_is_free(&pool->stack, index))) {
+                track_free(pool, block);
+                if (likely(cache_hit_put(pool, cache, index)))
+                    return 0;
+            }
         }
     }
     return put_miss(pool, block);
@@ -172,6 +219,8 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     } else {
         err = mempool__get_slow(pool, blocks, n, timeout_ns);
     }
+    for (size_t i = 0; !err && i < n; i++)
+        handed_out(pool, blocks[i]);
     if (!err && !hit) {
         stats_add(pool, cache, STAT_MISSES, n);
         mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
@@ -187,6 +236,38 @@ static void put_bulk_unmark(mempool *pool, void *const *blocks, size_t from, siz
         stack_mark_out(&pool->stack, block_lookup(pool, blocks[i], &what));
 }
 
+/* Checked mode: claim every block exactly (undoing the claims if one is
+ * refused), then seal each and give them back under the lock. */
+static int put_bulk_checked(mempool *pool, void *const *blocks, size_t n)
+{
+    const char *what;
+    for (size_t i = 0; i < n; i++) {
+        if (mempool__checked_claim(pool, blocks[i], &what) != STACK_NIL)
+            continue;
+        const char *ignored;
+        for (size_t j = 0; j < i; j++) {
+            if (blocks[j] == blocks[i])
+                what = "repeated-in-array";
+            mempool__checked_unclaim(pool, block_lookup(pool, blocks[j], &ignored));
+        }
+        put_refused(pool, what, blocks[i]);
+        return EINVAL;
+    }
+    for (size_t done = 0; done < n;) {
+        uint32_t indices[CHUNK];
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        for (size_t i = 0; i < k; i++) {
+            indices[i] = block_lookup(pool, blocks[done + i], &what);
+            mempool__checked_seal(pool, indices[i], blocks[done + i]);
+            track_free(pool, blocks[done + i]);
+        }
+        mempool__put_slow(pool, indices, k);
+        done += k;
+    }
+    stats_add(pool, mempool__cache_of(pool), STAT_PUTS, n);
+    return 0;
+}
+
 int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
 {
     if (!pool)
@@ -194,10 +275,11 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     if (n == 0)
         return 0;
     if (!blocks) {
-        atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
-        mempool__report(pool, "null", NULL);
+        put_refused(pool, "null", NULL);
         return EINVAL;
     }
+    if (pool->checked)
+        return put_bulk_checked(pool, blocks, n);
     /* One pass, in order, so that the first bad element is the one reported.
      * Each accepted block's entry is set to a bare ENTRY_FREE: no block in the
      * stack looks like that (its depth is at least 1), so a second sighting
@@ -219,8 +301,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
             what = seen == ENTRY_FREE ? "repeated-in-array" : "repeated";
         }
         put_bulk_unmark(pool, blocks, 0, i);
-        atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
-        mempool__report(pool, what, blocks[i]);
+        put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
     struct cache *cache = mempool__cache_of(pool);
@@ -229,6 +310,8 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; done && i < k; i++)
             indices[i] = block_lookup(pool, blocks[done + i], &what);
+        for (size_t i = 0; i < k; i++)
+            track_free(pool, blocks[done + i]);
         if (cache && k <= cache->size && mempool__cache_put_many(pool, cache, indices, k)) {
             done += k;
             continue;

@@ -116,6 +116,7 @@ void mempool__wait_bit_update(mempool *pool)
 size_t mempool__available_locked(const mempool *pool)
 {
     size_t n = stack_depth(&pool->stack) +
+               atomic_load_explicit(&pool->ring_length, memory_order_relaxed) +
                atomic_load_explicit(&pool->collected, memory_order_relaxed) +
                atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
                mempool__caches_count_locked(pool);
@@ -142,6 +143,22 @@ static void drain_check(mempool *pool, struct wakeups *wk)
     }
 }
 
+/* The free structure: the stack, or a checked pool's FIFO ring. */
+static void free_locked(mempool *pool, const uint32_t *indices, size_t n)
+{
+    if (!pool->checked) {
+        stack_push_many(&pool->stack, indices, n, true);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        mempool__checked_ring_add(pool, indices[i]);
+}
+
+static uint32_t take_free_locked(mempool *pool)
+{
+    return pool->checked ? mempool__checked_ring_take(pool) : stack_pop(&pool->stack);
+}
+
 void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,
                         struct wakeups *wk)
 {
@@ -160,7 +177,7 @@ void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,
         wake_later(wk, &w->state, 1);
     }
     if (i < n) {
-        stack_push_many(&pool->stack, indices + i, n - i, true);
+        free_locked(pool, indices + i, n - i);
         drain_check(pool, wk);
     }
 }
@@ -235,7 +252,7 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
 {
     for (;;) {
         while (w->have < w->need) {
-            uint32_t index = stack_pop(&pool->stack);
+            uint32_t index = take_free_locked(pool);
             if (index == STACK_NIL)
                 break;
             stack_mark_out(&pool->stack, index);
@@ -364,7 +381,7 @@ void mempool_close(mempool *pool)
         const char *what;
         for (size_t i = 0; i < w->have; i++) {
             uint32_t index = block_lookup(pool, w->out[i], &what);
-            stack_push_many(&pool->stack, &index, 1, true);
+            free_locked(pool, &index, 1);
         }
         w->have = 0;
         atomic_store_explicit(&w->state, CANCELED, memory_order_release);

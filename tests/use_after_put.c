@@ -1,0 +1,37 @@
+/* Writes to a block after putting it back: a bug in the caller that the
+ * tools should report. The ASan build of this program links the library
+ * uninstrumented and expects "use-after-poison"; under valgrind it expects an
+ * invalid write. Not a ctest test on its own: it commits the bug on purpose. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mempool.h"
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "arena";
+    mempool_config cfg = { .capacity = 256, .block_size = 40 };
+    mempool *pool = mempool_create(&cfg);
+    if (!pool)
+        return 2;
+    char *block = mempool_get(pool);
+    char *neighbour = mempool_get(pool);
+    memset(block, 1, 40);
+    memset(neighbour, 2, 40); /* in use: must never be reported */
+    if (mempool_put(pool, block) != 0)
+        return 2;
+    if (!strcmp(mode, "clean")) {
+        block = mempool_get(pool); /* handed out again: fine to use */
+        memset(block, 3, 40);
+        mempool_put(pool, block);
+        mempool_put(pool, neighbour);
+        mempool_destroy(pool);
+        puts("clean");
+        return 0;
+    }
+    fprintf(stderr, "writing to %p after putting it back\n", (void *)block);
+    ((volatile char *)block)[3] = 7;
+    mempool_put(pool, neighbour);
+    mempool_destroy(pool);
+    return 0;
+}
