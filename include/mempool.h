@@ -68,6 +68,30 @@
  *   child may use a pool only if no other thread was inside a call on that
  *   pool at the moment of the fork (no pthread_atfork handlers are installed).
  *
+ * CHECKED MODE (MEMPOOL_CHECKED)
+ *   A per-pool switch that helps find the caller's bugs, at the cost of a
+ *   lock on every get and put (no per-thread cache). Repeated puts are
+ *   refused exactly, even two racing puts of one block (one wins). Free
+ *   blocks are reused oldest first (FIFO): a block put back is handed out
+ *   again only after every block that was free before it, so a late second
+ *   put by its former owner usually finds it still free and is refused; a
+ *   get still takes the oldest free block rather than wait. Arena mode also
+ *   checksums each block at put and verifies it when the block is handed out
+ *   ("write-after-put"), and checks guard bytes placed after each block (the
+ *   stride grows by 16) at put ("overflow": the put is still accepted and the
+ *   guard restored). Destroy reports each block still out ("leak").
+ *   Detections go to on_misuse ("what" is one of "null", "foreign",
+ *   "interior", "repeated", "repeated-in-array", "duplicate",
+ *   "write-after-put", "overflow", "leak") and the call carries on. Without
+ *   on_misuse, a checked pool prints one line to stderr per refused put and
+ *   per leak, and aborts on corruption (a write after put, an overflow).
+ *
+ * TOOLS
+ *   Free blocks are poisoned for AddressSanitizer (found at run time, so a
+ *   program built with ASan reports a use after put even when the library
+ *   is not) and, in builds with valgrind/memcheck.h, made inaccessible to
+ *   memcheck, so both report a use after put in the caller's program.
+ *
  * SHUTDOWN
  *   Stop users with mempool_close() (waiters wake with ECANCELED), wait for
  *   the blocks with mempool_drain(), join the threads, then mempool_destroy().
@@ -107,7 +131,7 @@ MEMPOOL_API const char *mempool_version(void);
 enum {
     MEMPOOL_NO_CACHE = 1u << 0, /* no per-thread cache */
     MEMPOOL_LAZY     = 1u << 1, /* generator mode: make blocks on first need */
-    MEMPOOL_CHECKED  = 1u << 2, /* checked mode: catch the caller's bugs (see below) */
+    MEMPOOL_CHECKED  = 1u << 2, /* checked mode: catch the caller's bugs (see above) */
 };
 
 typedef struct mempool mempool;

@@ -312,7 +312,9 @@ static uint32_t sleep_queued(mempool *pool, struct waiter *w, int64_t deadline)
 int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
 {
     struct waiter w = { .out = out, .need = n };
-    int64_t deadline = deadline_after(timeout_ns);
+    /* Read the clock only for a get that actually sleeps: most never do. */
+    int64_t deadline = 0;
+    bool have_deadline = false;
     size_t claimed = 0;
     bool front = false;
     for (;;) {
@@ -350,6 +352,10 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
             return err;
         if (take == TAKE_MAKE)
             continue;
+        if (!have_deadline) {
+            deadline = deadline_after(timeout_ns);
+            have_deadline = true;
+        }
         switch (sleep_queued(pool, &w, deadline)) {
         case DONE:
             return 0;

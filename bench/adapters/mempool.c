@@ -1,4 +1,5 @@
-/* The library under test, with its per-thread cache and without. */
+/* The library under test: with its per-thread cache, without it, and in
+ * checked mode (the cost of catching the caller's bugs). */
 #include <mempool.h>
 
 #include "../adapter.h"
@@ -21,6 +22,11 @@ static void *create_cached(size_t block_size, size_t capacity)
 static void *create_uncached(size_t block_size, size_t capacity)
 {
     return create_with_flags(block_size, capacity, MEMPOOL_NO_CACHE);
+}
+
+static void *create_checked(size_t block_size, size_t capacity)
+{
+    return create_with_flags(block_size, capacity, MEMPOOL_CHECKED);
 }
 
 static const char *version(void)
@@ -68,5 +74,8 @@ static void put_bulk(void *pool, void *const *blocks, size_t n)
 static const struct bench_impl mempool_cached = MEMPOOL_ADAPTER("mempool", create_cached);
 static const struct bench_impl mempool_uncached =
     MEMPOOL_ADAPTER("mempool-nocache", create_uncached);
+static const struct bench_impl mempool_checked =
+    MEMPOOL_ADAPTER("mempool-checked", create_checked);
 BENCH_ADAPTER(mempool_cached)
 BENCH_ADAPTER(mempool_uncached)
+BENCH_ADAPTER(mempool_checked)
