@@ -260,6 +260,11 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
         }
         if (w->have == w->need)
             return TAKE_DONE;
+        /* Blocks parked in caches (the caller's own included) are free too:
+         * take them before making new ones, failing or sleeping (they go to
+         * the stack, or to waiters ahead of us). */
+        if (mempool__caches_reclaim(pool, wk, false))
+            continue;
         /* Waiters ahead have first call on anything free; a get coming back
          * with a slot (front) is still at the head. */
         if (!pool->first || front) {
@@ -268,11 +273,6 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
             if (*claimed)
                 return TAKE_MAKE;
         }
-        /* Blocks parked in other threads' caches are free too: take them
-         * before failing or sleeping (they go to the stack, or to waiters
-         * ahead of us). */
-        if (mempool__caches_reclaim(pool, wk, false))
-            continue;
         if (no_wait)
             return TAKE_EMPTY;
         uint64_t old = atomic_fetch_or_explicit(&pool->stack.head, STACK_WAIT,

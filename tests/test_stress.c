@@ -6,7 +6,12 @@
  * pool and for eager and lazy generator pools.
  *
  * Each thread's operation sequence comes from a printed seed (base seed from
- * MEMPOOL_STRESS_SEED, default fixed) so a failing mix can be replayed. */
+ * MEMPOOL_STRESS_SEED, default fixed) so a failing mix can be replayed.
+ *
+ * `test_stress --duration SECONDS` is the soak mode: it repeats the same
+ * twelve runs with a new base seed each round until the time is up, then
+ * prints the totals (operations, threads, time, violations). Without the
+ * option (as under ctest) it makes one round with the fixed seed. */
 #include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -22,6 +27,10 @@ enum pool_kind { ARENA, GENERATOR, LAZY };
 static const char *const kind_names[] = { "arena", "generator", "lazy" };
 
 static atomic_long makes, unmakes;
+
+/* Soak mode prints one line per run instead of every thread's seed: the
+ * seeds follow from the printed base seed, and a failure prints its own. */
+static int quiet;
 
 static void *make_block(void *arg)
 {
@@ -354,9 +363,18 @@ static mempool *make_pool(enum pool_kind kind, size_t capacity, unsigned cache_s
 /* cache_size 0 leaves these small pools uncached (the automatic rule); a
  * cached run gives every thread a cache that, summed over the threads, is
  * larger than the pool, so gets keep reclaiming from other threads' caches. */
-static void run_stress(enum pool_kind kind, int threads, uint64_t base_seed,
+static long ops_per_thread(void)
+{
+    long ops = (long)(40000 * check_scale());
+    return ops < 200 ? 200 : ops;
+}
+
+/* Returns the number of violations seen: shadow-table findings plus failed
+ * checks at quiescence. */
+static long run_stress(enum pool_kind kind, int threads, uint64_t base_seed,
                        unsigned cache_size)
 {
+    int failures_before = check_failures;
     struct run r;
     r.capacity = cache_size ? (size_t)threads * 2 : (size_t)threads + (size_t)threads / 2;
     atomic_store(&makes, 0);
@@ -372,12 +390,11 @@ static void run_stress(enum pool_kind kind, int threads, uint64_t base_seed,
     atomic_init(&r.served, 0);
     atomic_init(&r.refused_empty, 0);
     atomic_init(&r.expired, 0);
-    r.ops = (int)(40000 * check_scale());
-    if (r.ops < 200)
-        r.ops = 200;
+    r.ops = (int)ops_per_thread();
 
-    printf("%s pool, capacity %zu, cache %u, %d threads x %d operations\n",
-           kind_names[kind], r.capacity, cache_size, threads, r.ops);
+    printf("%s pool, capacity %zu, cache %u, %d threads x %d operations, base seed %llu\n",
+           kind_names[kind], r.capacity, cache_size, threads, r.ops,
+           (unsigned long long)base_seed);
     struct worker *w = calloc((size_t)threads, sizeof *w);
     pthread_t *t = calloc((size_t)threads, sizeof *t);
     REQUIRE(w && t);
@@ -388,7 +405,8 @@ static void run_stress(enum pool_kind kind, int threads, uint64_t base_seed,
         w[i].state = w[i].seed;
         atomic_init(&w[i].op, 0);
         atomic_init(&w[i].step, 0);
-        printf("  thread %d seed %llu\n", w[i].id, (unsigned long long)w[i].seed);
+        if (!quiet)
+            printf("  thread %d seed %llu\n", w[i].id, (unsigned long long)w[i].seed);
     }
     fflush(stdout);
     for (int i = 0; i < threads; i++)
@@ -409,8 +427,10 @@ static void run_stress(enum pool_kind kind, int threads, uint64_t base_seed,
     }
     for (int i = 0; i < threads; i++)
         REQUIRE(pthread_join(t[i], NULL) == 0);
-    CHECK_EQ(atomic_load(&r.errors), 0);
-    printf("  gets: %ld served, %ld EAGAIN, %ld ETIMEDOUT\n", atomic_load(&r.served),
+    long violations = atomic_load(&r.errors);
+    CHECK_EQ(violations, 0);
+    if (!quiet)
+        printf("  gets: %ld served, %ld EAGAIN, %ld ETIMEDOUT\n", atomic_load(&r.served),
            atomic_load(&r.refused_empty), atomic_load(&r.expired));
 
     /* Quiescent: every block is back, and each comes out exactly once. */
@@ -447,10 +467,37 @@ static void run_stress(enum pool_kind kind, int threads, uint64_t base_seed,
     free(w);
     free(t);
     free(r.owner);
+    /* The CHECK above already counted a nonzero r.errors once. */
+    return violations + (check_failures - failures_before) - (violations != 0);
 }
 
-int main(void)
+
+/* One round: every pool kind, uncached and cached, at 2 x cores and
+ * oversubscribed. Adds the operations run to *ops. */
+static long run_round(uint64_t seed, int per_cpu, int many, long *ops)
 {
+    long violations = 0;
+    for (int kind = ARENA; kind <= LAZY; kind++) {
+        violations += run_stress((enum pool_kind)kind, per_cpu, seed, 0);
+        violations += run_stress((enum pool_kind)kind, many, seed + 1, 0);
+        violations += run_stress((enum pool_kind)kind, per_cpu, seed + 2, 8);
+        violations += run_stress((enum pool_kind)kind, many, seed + 3, 8);
+        *ops += 2 * ops_per_thread() * (per_cpu + many);
+    }
+    return violations;
+}
+
+int main(int argc, char **argv)
+{
+    double duration = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
+            duration = atof(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: %s [--duration SECONDS]\n", argv[0]);
+            return 2;
+        }
+    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus < 1)
         cpus = 1;
@@ -462,11 +509,24 @@ int main(void)
     uint64_t seed = env ? strtoull(env, NULL, 10) : 20240601u;
     printf("base seed %llu (set MEMPOOL_STRESS_SEED to change)\n", (unsigned long long)seed);
 
-    for (int kind = ARENA; kind <= LAZY; kind++) {
-        run_stress((enum pool_kind)kind, per_cpu, seed, 0);
-        run_stress((enum pool_kind)kind, many, seed + 1, 0);
-        run_stress((enum pool_kind)kind, per_cpu, seed + 2, 8);
-        run_stress((enum pool_kind)kind, many, seed + 3, 8);
+    if (duration <= 0) {
+        long ops = 0;
+        run_round(seed, per_cpu, many, &ops);
+        CHECK_DONE();
     }
+
+    quiet = 1;
+    int64_t start = check_now_ns();
+    int64_t end = start + (int64_t)(duration * (double)SECOND);
+    long ops = 0, violations = 0, rounds = 0;
+    /* Each round takes fresh seeds (4 per round, as run_round uses seed .. seed + 3). */
+    do {
+        violations += run_round(seed + 4 * (uint64_t)rounds, per_cpu, many, &ops);
+        rounds++;
+        fflush(stdout);
+    } while (check_now_ns() < end);
+    double elapsed = (double)(check_now_ns() - start) / (double)SECOND;
+    printf("soak: %ld operations in %ld rounds, threads %d and %d (%ld cores), "
+           "%.1f s, %ld violations\n", ops, rounds, per_cpu, many, cpus, elapsed, violations);
     CHECK_DONE();
 }
