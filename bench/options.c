@@ -16,6 +16,9 @@ void bench_usage(FILE *to)
             "                      or cases such as burst/32, parallel/4\n"
             "  --impl LIST         implementations (--list shows them)\n"
             "  --threads LIST      thread counts for parallel (default 1,2,4.. 2 x CPUs)\n"
+            "  --duration S        scale the counts so the whole run takes about S seconds\n"
+            "                      (the quick preset takes about 30 s; counts stay equal\n"
+            "                      for every implementation)\n"
             "  --iterations N      blocks per repetition, the same for all implementations\n"
             "  --handoffs N        hand-offs per repetition in handoff\n"
             "  --repetitions N     measured repetitions (median, min, max)\n"
@@ -109,7 +112,12 @@ int bench_parse(int argc, char **argv, struct options *o)
             bad = thread_list(v, o);
         else if ((bad = number(v, &n)) != 0)
             ;
-        else if (!strcmp(a, "--iterations"))
+        else if (!strcmp(a, "--duration")) {
+            /* Relative to the quick preset, which takes about 30 s on two
+             * cores: the same counts for everyone, just more of them. */
+            o->iterations = n * 1000000 / 30;
+            o->handoffs = n * 2000 / 30 ? n * 2000 / 30 : 1;
+        } else if (!strcmp(a, "--iterations"))
             o->iterations = n;
         else if (!strcmp(a, "--handoffs"))
             o->handoffs = n;
