@@ -164,32 +164,39 @@ static inline void cache_push(mempool *pool, struct cache *c, uint32_t index)
     atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
 }
 
-/* The hit path: the hottest cached block's index, or STACK_NIL when the
- * cache is empty or armed (the caller then takes the full path). */
-static inline uint32_t cache_hit_get(mempool *pool, struct cache *c)
+/* What a hit-path operation did. HIT_HONOUR: it was served, but the cache
+ * was armed meanwhile, so the caller must call mempool__cache_honour (out of
+ * line, in tail position, so that the hit path saves no registers). */
+enum hit { HIT_MISS, HIT_DONE, HIT_HONOUR };
+
+/* The hit path of a get: the hottest cached block's index in *index, or
+ * HIT_MISS when the cache is empty or armed (the caller takes the full
+ * path). */
+static inline enum hit cache_hit_get(mempool *pool, struct cache *c, uint32_t *index)
 {
     if (unlikely(!cache_enter(pool, c)))
-        return STACK_NIL;
-    uint32_t index = cache_pop(c);
-    if (unlikely(cache_leave(pool, c)))
-        mempool__cache_honour(pool, c);
-    return index;
+        return HIT_MISS;
+    *index = cache_pop(c);
+    bool armed = cache_leave(pool, c);
+    if (unlikely(*index == STACK_NIL))
+        return HIT_MISS;
+    return unlikely(armed) ? HIT_HONOUR : HIT_DONE;
 }
 
-/* The hit path of a put of a validated block: false when the cache is full
- * or armed (the caller then takes the full path). */
-static inline bool cache_hit_put(mempool *pool, struct cache *c, uint32_t index)
+/* The hit path of a put of a validated block: HIT_MISS when the cache is
+ * full or armed (the caller takes the full path). */
+static inline enum hit cache_hit_put(mempool *pool, struct cache *c, uint32_t index)
 {
     if (unlikely(!cache_enter(pool, c)))
-        return false;
+        return HIT_MISS;
     bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size;
     if (likely(room))
         cache_push(pool, c, index);
-    if (unlikely(cache_leave(pool, c)))
-        mempool__cache_honour(pool, c);
-    if (likely(room))
-        stats_add(pool, c, STAT_PUTS, 1);
-    return room;
+    bool armed = cache_leave(pool, c);
+    if (unlikely(!room))
+        return HIT_MISS;
+    stats_add(pool, c, STAT_PUTS, 1);
+    return unlikely(armed) ? HIT_HONOUR : HIT_DONE;
 }
 
 #endif

@@ -150,7 +150,15 @@ MEMPOOL_INTERNAL void mempool__checked_report(mempool *pool, const char *what,
                                               const void *block);
 
 /* Statistics (stats.c). */
-MEMPOOL_INTERNAL void mempool__stats_note_out(mempool *pool, size_t out);
+MEMPOOL_INTERNAL void mempool__stats_raise_high(mempool *pool, size_t out);
+
+/* Samples the number of blocks out for the high-water mark: a shared read,
+ * and a write only on a new high. */
+static inline void stats_note_out(mempool *pool, size_t out)
+{
+    if (unlikely(out > atomic_load_explicit(&pool->out_high, memory_order_relaxed)))
+        mempool__stats_raise_high(pool, out);
+}
 
 /* Pool ids and cache slots (cache.c). */
 MEMPOOL_INTERNAL void mempool__registry_add(mempool *pool);

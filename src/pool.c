@@ -22,12 +22,18 @@ static bool pool_closed(const mempool *pool)
 
 /* Free blocks outside the caches: a cache miss samples the high-water mark
  * with it (blocks in caches count as out, hence an upper bound). */
-static size_t shared_free(const mempool *pool)
+static size_t shared_free(const mempool *pool, size_t stacked)
 {
-    return stack_depth(&pool->stack) +
-           atomic_load_explicit(&pool->collected, memory_order_relaxed) +
+    return stacked + atomic_load_explicit(&pool->collected, memory_order_relaxed) +
            atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
            atomic_load_explicit(&pool->ring_length, memory_order_relaxed);
+}
+
+/* The calling thread's per-pool state, attaching it on first use. */
+static struct cache *thread_state(mempool *pool)
+{
+    struct cache *cache = cache_lookup(pool);
+    return cache ? cache : mempool__cache_of(pool);
 }
 
 /* A block has just become the caller's: tell the tools, and in checked mode
@@ -52,11 +58,14 @@ static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_n
         errno = ECANCELED;
         return NULL;
     }
-    struct cache *cache = mempool__cache_of(pool);
-    uint32_t index = cache ? mempool__cache_get(pool, cache) : STACK_NIL;
+    struct cache *cache = thread_state(pool);
+    uint32_t index = cache && cache->size ? mempool__cache_get(pool, cache) : STACK_NIL;
+    uint32_t left = 0;
     void *block;
     if (index == STACK_NIL)
-        index = stack_pop(&pool->stack);
+        index = stack_pop(&pool->stack, &left);
+    else
+        left = stack_depth(&pool->stack);
     if (index != STACK_NIL && unlikely(pool_closed(pool))) {
         /* Closed since the check above: the block may have been put after
          * the close, and a get that takes it would be ordered after the
@@ -75,10 +84,22 @@ static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_n
             errno = err;
             return NULL;
         }
+        left = stack_depth(&pool->stack);
     }
     stats_add(pool, cache, STAT_MISSES, 1);
-    mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
+    stats_note_out(pool, pool->capacity - shared_free(pool, left));
     handed_out(pool, block);
+    return block;
+}
+
+/* A cache hit that must also honour a steal request, or tell the tools:
+ * out of line and called in tail position. */
+static __attribute__((noinline)) void *get_hit_slow(mempool *pool, struct cache *cache,
+                                                    void *block, enum hit hit)
+{
+    if (hit == HIT_HONOUR)
+        mempool__cache_honour(pool, cache);
+    track_out(pool, block);
     return block;
 }
 
@@ -86,14 +107,15 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
 {
     if (likely(pool && !pool_closed(pool))) {
         struct cache *cache = cache_lookup(pool);
-        if (likely(cache)) {
-            uint32_t index = cache_hit_get(pool, cache);
-            if (likely(index != STACK_NIL)) {
-                stack_mark_out(&pool->stack, index);
-                void *block = block_at(pool, index);
-                track_out(pool, block);
+        uint32_t index;
+        enum hit hit;
+        if (likely(cache && cache->size) &&
+            likely((hit = cache_hit_get(pool, cache, &index)) != HIT_MISS)) {
+            stack_mark_out(&pool->stack, index);
+            void *block = block_at(pool, index);
+            if (likely(hit == HIT_DONE && !pool->track))
                 return block;
-            }
+            return get_hit_slow(pool, cache, block, hit);
         }
     }
     return get_miss(pool, timeout_ns);
@@ -147,7 +169,7 @@ static int put_checked(mempool *pool, void *block)
     mempool__checked_seal(pool, index, block);
     track_free(pool, block);
     mempool__put_slow(pool, &index, 1);
-    stats_add(pool, mempool__cache_of(pool), STAT_PUTS, 1);
+    stats_add(pool, thread_state(pool), STAT_PUTS, 1);
     return 0;
 }
 
@@ -162,8 +184,8 @@ static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
         return EINVAL;
     /* Poisoned before any other thread can see the block free. */
     track_free(pool, block);
-    struct cache *cache = mempool__cache_of(pool);
-    if (!cache || !mempool__cache_put(pool, cache, index)) {
+    struct cache *cache = thread_state(pool);
+    if (!cache || !cache->size || !mempool__cache_put(pool, cache, index)) {
         if (!stack_push_many(&pool->stack, &index, 1, false))
             mempool__put_slow(pool, &index, 1);
     }
@@ -171,18 +193,27 @@ static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
     return 0;
 }
 
+/* A put that landed in the cache while it was being armed. */
+static __attribute__((noinline)) int put_honour(mempool *pool, struct cache *cache)
+{
+    mempool__cache_honour(pool, cache);
+    return 0;
+}
+
 int mempool_put(mempool *pool, void *block)
 {
     if (likely(pool)) {
         struct cache *cache = cache_lookup(pool);
-        if (likely(cache && cache->size)) {
-            const char *what;
-            uint32_t index = block_lookup(pool, block, &what);
-            if (likely(index != STACK_NIL && !stack_is_free(&pool->stack, index))) {
-                track_free(pool, block);
-                if (likely(cache_hit_put(pool, cache, index)))
-                    return 0;
-            }
+        const char *what;
+        uint32_t index;
+        if (likely(cache && cache->size && !pool->track) &&
+            likely((index = block_lookup(pool, block, &what)) != STACK_NIL) &&
+            likely(!stack_is_free(&pool->stack, index))) {
+            enum hit hit = cache_hit_put(pool, cache, index);
+            if (likely(hit == HIT_DONE))
+                return 0;
+            if (hit == HIT_HONOUR)
+                return put_honour(pool, cache);
         }
     }
     return put_miss(pool, block);
@@ -201,7 +232,7 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     /* A bulk call that fits the thread's cache is served by it; a larger one
      * is already a batch and goes to the shared stack with one CAS. */
     uint32_t indices[CHUNK];
-    struct cache *cache = mempool__cache_of(pool);
+    struct cache *cache = thread_state(pool);
     bool hit = cache && n <= cache->size && mempool__cache_get_many(pool, cache, indices, n);
     int err = 0;
     bool taken = hit || (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
@@ -223,7 +254,8 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         handed_out(pool, blocks[i]);
     if (!err && !hit) {
         stats_add(pool, cache, STAT_MISSES, n);
-        mempool__stats_note_out(pool, pool->capacity - shared_free(pool));
+        stats_note_out(pool,
+                                pool->capacity - shared_free(pool, stack_depth(&pool->stack)));
     }
     return err;
 }
@@ -264,7 +296,7 @@ static int put_bulk_checked(mempool *pool, void *const *blocks, size_t n)
         mempool__put_slow(pool, indices, k);
         done += k;
     }
-    stats_add(pool, mempool__cache_of(pool), STAT_PUTS, n);
+    stats_add(pool, thread_state(pool), STAT_PUTS, n);
     return 0;
 }
 
@@ -304,7 +336,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
-    struct cache *cache = mempool__cache_of(pool);
+    struct cache *cache = thread_state(pool);
     stats_add(pool, cache, STAT_PUTS, n);
     for (size_t done = 0; done < n;) {
         size_t k = n - done < CHUNK ? n - done : CHUNK;

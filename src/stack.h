@@ -122,8 +122,9 @@ static inline uint32_t stack_depth(const struct stack *s)
     }
 }
 
-/* Pops one block: its index, or STACK_NIL when the stack is empty. */
-static inline uint32_t stack_pop(struct stack *s)
+/* Pops one block: its index, or STACK_NIL when the stack is empty. With
+ * `left`, also the number of blocks the pop left in the stack. */
+static inline uint32_t stack_pop(struct stack *s, uint32_t *left)
 {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
     for (;;) {
@@ -134,8 +135,11 @@ static inline uint32_t stack_pop(struct stack *s)
         uint64_t next = stack_head(entry_next(entry), head, STACK_TAG_ONE);
         if (atomic_compare_exchange_weak_explicit(&s->head, &head, next,
                                                   memory_order_acquire,
-                                                  memory_order_acquire))
+                                                  memory_order_acquire)) {
+            if (left)
+                *left = entry_depth(entry) - 1;
             return top;
+        }
     }
 }
 

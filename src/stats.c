@@ -7,9 +7,8 @@
 #include "cache.h"
 #include "wait.h"
 
-void mempool__stats_note_out(mempool *pool, size_t out)
+void mempool__stats_raise_high(mempool *pool, size_t out)
 {
-    /* A shared read in the common case; the CAS runs only on a new high. */
     uint64_t high = atomic_load_explicit(&pool->out_high, memory_order_relaxed);
     while (out > high && !atomic_compare_exchange_weak_explicit(
                              &pool->out_high, &high, out, memory_order_relaxed,

@@ -8,8 +8,13 @@ unsigned mempool__track_tools(void)
     if (__asan_poison_memory_region && __asan_unpoison_memory_region)
         tools |= TRACK_ASAN;
 #if defined(MEMPOOL_VALGRIND)
-    if (RUNNING_ON_VALGRIND)
+    /* Only memcheck answers its own requests (with -1): other tools, such as
+     * callgrind counting instructions, must see the plain pool. */
+    static char probe;
+    if (RUNNING_ON_VALGRIND && VALGRIND_MAKE_MEM_NOACCESS(&probe, 1) == (unsigned long)-1) {
+        VALGRIND_MAKE_MEM_DEFINED(&probe, 1);
         tools |= TRACK_VALGRIND;
+    }
 #endif
     return tools;
 }
@@ -22,4 +27,15 @@ size_t mempool__track_extent(const mempool *pool, const void *block)
         __sanitizer_get_allocated_size && __sanitizer_get_ownership(block))
         return __sanitizer_get_allocated_size(block);
     return 0;
+}
+
+void mempool__track_free(const mempool *pool, const void *block)
+{
+    track_poison(pool, block, mempool__track_extent(pool, block));
+}
+
+void mempool__track_out(const mempool *pool, const void *block)
+{
+    size_t bytes = pool->base ? pool->block_size : mempool__track_extent(pool, block);
+    track_unpoison(pool, block, bytes);
 }

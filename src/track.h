@@ -65,20 +65,23 @@ static inline void track_unpoison(const mempool *pool, const void *block, size_t
 #endif
 }
 
-/* A block becomes free: called before it is published to any other thread. */
+MEMPOOL_INTERNAL void mempool__track_free(const mempool *pool, const void *block);
+MEMPOOL_INTERNAL void mempool__track_out(const mempool *pool, const void *block);
+
+/* A block becomes free: called before it is published to any other thread.
+ * The work is out of line, so that a pool without tools pays one branch and
+ * its hit path keeps its registers. */
 static inline void track_free(const mempool *pool, const void *block)
 {
     if (unlikely(pool->track))
-        track_poison(pool, block, mempool__track_extent(pool, block));
+        mempool__track_free(pool, block);
 }
 
 /* A block is handed out: called once the caller owns it. */
 static inline void track_out(const mempool *pool, const void *block)
 {
-    if (unlikely(pool->track)) {
-        size_t bytes = pool->base ? pool->block_size : mempool__track_extent(pool, block);
-        track_unpoison(pool, block, bytes);
-    }
+    if (unlikely(pool->track))
+        mempool__track_out(pool, block);
 }
 
 #endif

@@ -156,7 +156,7 @@ static void free_locked(mempool *pool, const uint32_t *indices, size_t n)
 
 static uint32_t take_free_locked(mempool *pool)
 {
-    return pool->checked ? mempool__checked_ring_take(pool) : stack_pop(&pool->stack);
+    return pool->checked ? mempool__checked_ring_take(pool) : stack_pop(&pool->stack, NULL);
 }
 
 void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,
