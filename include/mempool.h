@@ -90,7 +90,8 @@
  *   Free blocks are poisoned for AddressSanitizer (found at run time, so a
  *   program built with ASan reports a use after put even when the library
  *   is not) and, in builds with valgrind/memcheck.h, made inaccessible to
- *   memcheck, so both report a use after put in the caller's program.
+ *   memcheck, so both report a use after put in the caller's program;
+ *   memcheck also hears of every arena block still out at destroy.
  *
  * SHUTDOWN
  *   Stop users with mempool_close() (waiters wake with ECANCELED), wait for

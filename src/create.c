@@ -288,6 +288,8 @@ void mempool_destroy(mempool *pool)
     mempool__registry_remove(pool);
     if (pool->checked)
         mempool__checked_leaks(pool);
+    if (pool->track)
+        mempool__track_leaks(pool);
     if (pool->make)
         unmake_free_blocks(pool);
     pool_free(pool);

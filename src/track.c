@@ -1,5 +1,6 @@
 /* Which tools watch the process, and how much of a block they should see
  * (see track.h). */
+#include "index.h"
 #include "track.h"
 
 unsigned mempool__track_tools(void)
@@ -38,4 +39,20 @@ void mempool__track_out(const mempool *pool, const void *block)
 {
     size_t bytes = pool->base ? pool->block_size : mempool__track_extent(pool, block);
     track_unpoison(pool, block, bytes);
+}
+
+void mempool__track_leaks(const mempool *pool)
+{
+#if defined(MEMPOOL_VALGRIND)
+    /* Arena blocks still out at destroy die with the arena: memcheck prints
+     * where each one is, with the stack of the destroy. */
+    if (!(pool->track & TRACK_VALGRIND) || !pool->base)
+        return;
+    for (size_t i = 0; i < pool->capacity; i++)
+        if (!stack_is_free(&pool->stack, (uint32_t)i))
+            VALGRIND_PRINTF_BACKTRACE("mempool: block %p (index %zu) still out at destroy: "
+                                      "leaked\n", block_at(pool, (uint32_t)i), i);
+#else
+    (void)pool;
+#endif
 }

@@ -66,6 +66,8 @@ static inline void track_unpoison(const mempool *pool, const void *block, size_t
 }
 
 MEMPOOL_INTERNAL void mempool__track_free(const mempool *pool, const void *block);
+/* Under memcheck: one report per arena block still out at destroy. */
+MEMPOOL_INTERNAL void mempool__track_leaks(const mempool *pool);
 MEMPOOL_INTERNAL void mempool__track_out(const mempool *pool, const void *block);
 
 /* A block becomes free: called before it is published to any other thread.

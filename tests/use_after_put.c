@@ -1,7 +1,7 @@
 /* Writes to a block after putting it back: a bug in the caller that the
  * tools should report. The ASan build of this program links the library
  * uninstrumented and expects "use-after-poison"; under valgrind it expects an
- * invalid write. Not a ctest test on its own: it commits the bug on purpose. */
+ * invalid write, and with "leak" a report of the block never put back. Not a ctest test on its own: it commits the bug on purpose. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +20,11 @@ int main(int argc, char **argv)
     memset(neighbour, 2, 40); /* in use: must never be reported */
     if (mempool_put(pool, block) != 0)
         return 2;
+    if (!strcmp(mode, "leak")) {
+        /* neighbour is never put back: destroy must report it */
+        mempool_destroy(pool);
+        return 0;
+    }
     if (!strcmp(mode, "clean")) {
         block = mempool_get(pool); /* handed out again: fine to use */
         memset(block, 3, 40);
