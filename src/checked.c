@@ -14,6 +14,7 @@
  * Detections go to on_misuse; without it, one line goes to stderr, and
  * corruption (a write after put, an overflow) aborts, as glibc does on a
  * double free. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,9 +83,13 @@ void mempool__checked_report(mempool *pool, const char *what, const void *block)
         mempool__report(pool, what, block);
         return;
     }
-    fprintf(stderr, "mempool %p: %s: block %p\n", (void *)pool, what, block);
-    if (!strcmp(what, "write-after-put") || !strcmp(what, "overflow"))
+    if (!strcmp(what, "write-after-put") || !strcmp(what, "overflow")) {
+        fprintf(stderr, "mempool %p: %s: block %p\n", (void *)pool, what, block);
         abort();
+    }
+    int saved = errno; /* the call carries on and may succeed */
+    fprintf(stderr, "mempool %p: %s: block %p\n", (void *)pool, what, block);
+    errno = saved;
 }
 
 void mempool__checked_ring_add(mempool *pool, uint32_t index)

@@ -72,6 +72,7 @@ int mempool_stats_print(const mempool *pool, FILE *out)
     mempool_stats s;
     if (!out || mempool_stats_read(pool, &s))
         return EINVAL;
+    int saved = errno; /* int-returning calls leave errno alone */
     int n = fprintf(out,
                     "mempool %p: capacity %zu, block size %zu\n"
                     "  gets %" PRIu64 " (cache hits %" PRIu64 ", misses %" PRIu64 ")"
@@ -81,5 +82,7 @@ int mempool_stats_print(const mempool *pool, FILE *out)
                     (const void *)pool, pool->capacity, pool->block_size, s.gets,
                     s.cache_hits, s.cache_misses, s.puts, s.refused_puts, s.waits,
                     s.timeouts, s.out, s.out_high, (size_t)(pool->capacity - s.out));
-    return n < 0 || fflush(out) != 0 ? EIO : 0;
+    int err = n < 0 || fflush(out) != 0 ? EIO : 0;
+    errno = saved;
+    return err;
 }
