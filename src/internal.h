@@ -18,9 +18,11 @@
 #if defined(__GNUC__)
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
 #else
 #define likely(x) (x)
 #define unlikely(x) (x)
+#define NOINLINE
 #endif
 
 /* Generator mode: block pointer -> index, an open-addressing table with twice

@@ -48,7 +48,7 @@ static void handed_out(mempool *pool, void *block)
 /* Everything but a cache hit: errors, attaching a cache, refills, the
  * shared stack and sleeping. Kept out of line so that the hit path stays a
  * leaf with nothing to save. */
-static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_ns)
+static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
 {
     if (unlikely(!pool)) {
         errno = EINVAL;
@@ -94,7 +94,7 @@ static __attribute__((noinline)) void *get_miss(mempool *pool, int64_t timeout_n
 
 /* A cache hit that must also honour a steal request, or tell the tools:
  * out of line and called in tail position. */
-static __attribute__((noinline)) void *get_hit_slow(mempool *pool, struct cache *cache,
+static NOINLINE void *get_hit_slow(mempool *pool, struct cache *cache,
                                                     void *block, enum hit hit)
 {
     if (hit == HIT_HONOUR)
@@ -173,7 +173,7 @@ static int put_checked(mempool *pool, void *block)
     return 0;
 }
 
-static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
+static NOINLINE int put_miss(mempool *pool, void *block)
 {
     if (unlikely(!pool))
         return EINVAL;
@@ -194,7 +194,7 @@ static __attribute__((noinline)) int put_miss(mempool *pool, void *block)
 }
 
 /* A put that landed in the cache while it was being armed. */
-static __attribute__((noinline)) int put_honour(mempool *pool, struct cache *cache)
+static NOINLINE int put_honour(mempool *pool, struct cache *cache)
 {
     mempool__cache_honour(pool, cache);
     return 0;
