@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,28 @@ static inline mempool *check_arena_pool(size_t capacity, size_t block_size,
     mempool *pool = mempool_create(&cfg);
     REQUIRE(pool != NULL);
     return pool;
+}
+
+/* Takes every block of the pool with try_get, so that a lost block fails the
+ * test instead of hanging it: each index must come exactly once, and the
+ * pool must then be empty. */
+static inline void check_get_all(mempool *pool, void **blocks)
+{
+    size_t cap = mempool_capacity(pool);
+    bool *seen = calloc(cap, sizeof *seen);
+    REQUIRE(seen != NULL);
+    for (size_t i = 0; i < cap; i++) {
+        blocks[i] = mempool_try_get(pool);
+        REQUIRE(blocks[i] != NULL);
+        size_t idx = mempool_index(pool, blocks[i]);
+        REQUIRE(idx < cap);
+        CHECK(!seen[idx]);
+        seen[idx] = true;
+    }
+    errno = 0;
+    CHECK(mempool_try_get(pool) == NULL);
+    CHECK_EQ(errno, EAGAIN);
+    free(seen);
 }
 
 #endif

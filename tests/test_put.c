@@ -102,27 +102,6 @@ static void expect_refused(mempool *pool, struct misuse_log *log, void *block,
 #define EXPECT_REFUSED2(pool, log, block, what1, what2) \
     expect_refused((pool), (log), (block), (what1), (what2), __LINE__)
 
-/* Takes every block; each must come out exactly once, then the pool is
- * empty. */
-static void get_all_unique(mempool *pool, void **blocks)
-{
-    size_t cap = mempool_capacity(pool);
-    bool *seen = calloc(cap, sizeof *seen);
-    REQUIRE(seen != NULL);
-    for (size_t i = 0; i < cap; i++) {
-        blocks[i] = mempool_try_get(pool);
-        REQUIRE(blocks[i] != NULL);
-        size_t idx = mempool_index(pool, blocks[i]);
-        REQUIRE(idx < cap);
-        CHECK(!seen[idx]);
-        seen[idx] = true;
-    }
-    errno = 0;
-    CHECK(mempool_try_get(pool) == NULL);
-    CHECK_EQ(errno, EAGAIN);
-    free(seen);
-}
-
 static void put_all(mempool *pool, void **blocks, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -202,12 +181,12 @@ static void test_arena_refusals(unsigned flags)
 
     /* The pool is unchanged by all that: every block once, then empty. */
     CHECK_EQ(mempool_available(pool), CAP);
-    get_all_unique(pool, blocks);
+    check_get_all(pool, blocks);
     CHECK_EQ(b[0], 0x77); /* a refused put does not touch the block either */
     put_all(pool, blocks, CAP);
     mempool_flush(pool);
     CHECK_EQ(mempool_available(pool), CAP);
-    get_all_unique(pool, blocks);
+    check_get_all(pool, blocks);
     put_all(pool, blocks, CAP);
 
     free(heap);
@@ -376,10 +355,10 @@ static void test_put_bulk(unsigned flags)
 
     /* The whole pool through put_bulk, and every block once afterwards. */
     log.calls = 0;
-    get_all_unique(pool, blocks);
+    check_get_all(pool, blocks);
     CHECK_EQ(mempool_put_bulk(pool, blocks, CAP), 0);
     CHECK_EQ(mempool_available(pool), CAP);
-    get_all_unique(pool, blocks);
+    check_get_all(pool, blocks);
     CHECK_EQ(mempool_put_bulk(pool, blocks, CAP), 0);
     CHECK_EQ(log.calls, 0);
     mempool_destroy(pool);
@@ -444,7 +423,7 @@ static void test_generator_refusals(unsigned flags)
     EXPECT_REFUSED(pool, &log, d, "repeated");
 
     CHECK_EQ(mempool_available(pool), CAP);
-    get_all_unique(pool, blocks);
+    check_get_all(pool, blocks);
     put_all(pool, blocks, CAP);
     /* With every block made and free, each put is repeated. */
     for (size_t i = 0; i < CAP; i++)
