@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The adapter interface: one implementation of a block pool, seen by the
  * scenarios only through these calls.
  *

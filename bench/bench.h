@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the parts of mempool-bench share: options, scenarios, results. */
 #ifndef BENCH_H
 #define BENCH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* handoff: a pool of one block and two threads that pass it back and forth
  * through blocking gets.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The helper processes: allocators that replace malloc, and DPDK whose EAL
  * pins threads, each run in a process of their own (mempool-bench-NAME next
  * to the driver) with the driver's options; their records are merged into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempool-bench: mempool side by side with other allocators and pools.
  *
  * The driver runs the implementations linked into it, then each helper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Command-line options. */
 #include <errno.h>
 #include <stdio.h>

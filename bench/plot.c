@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* --plot: throughput of the `parallel` scenario against threads, one line
  * per implementation, as SVG. gnuplot draws it when installed; otherwise the
  * same picture is written as plain SVG here. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The implementations linked into this executable, in table order. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The outputs: the aligned table, CSV and JSON, each with the system facts
  * (CPU, cores, compiler, library versions) that make a figure mean anything. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The result rows and facts of one run, and their exchange between a helper
  * process and the driver: one tab-separated record per line on the helper's
  * stdout ("R" rows, "L" facts), so the driver merges helpers without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The scenarios, the cases they expand to, and the method: warm-up, then
  * repetitions, reported as median, min and max. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The single-thread scenarios. Each measured loop is its own non-inlined
  * function named loop_*, so that callgrind can count exactly the loops
  * (--toggle-collect=loop_*) and nothing of the set-up. */

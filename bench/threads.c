@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The multi-thread scenarios and the one way they start threads: every
  * worker registers with the implementation, optionally pins itself, and
  * waits at a barrier, so the clock covers only the measured work. */

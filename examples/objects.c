@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Generator mode: a pool of objects that own other resources.
  *
  * Each block is a `struct session` with its own heap buffer. `make` builds

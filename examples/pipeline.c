@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A three-stage pipeline whose memory is bounded by one pool.
  *
  * Readers fill buffers taken from the pool, workers checksum them, one

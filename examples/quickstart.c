@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The five steps of a pool's life: create, get (waiting or with a timeout),
  * put, ask its capacity, and shut it down. */
 #include <errno.h>

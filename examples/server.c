@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An epoll TCP echo server on 127.0.0.1 whose connections live in a pool.
  *
  * Each accepted connection takes one block (its state and its buffer), and

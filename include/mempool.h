@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempool: a fixed-capacity pool of same-size memory blocks.
  *

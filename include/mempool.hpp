@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mempool.hpp: the C++17 face of mempool, header-only.
  *

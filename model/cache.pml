@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model of the cache reclaim protocol (the asymmetric fence of src/cache.h,
  * mempool__caches_reclaim and mempool__caches_arm of src/cache.c, take_locked
  * and mempool__wait_bit_update of src/wait.c), for spin. See model/README.md

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model of the pool's wait/wake protocol (src/wait.c, src/stack.h, src/pool.c,
  * src/os/wait_*.c), for spin. See model/README.md for the abstraction.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-thread caches: the registry of pools, attaching a cache to a thread,
  * refill and spill, reclaiming from other threads, and thread exit. The
  * protocol and its argument are in cache.h. */

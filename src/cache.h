@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-thread caches: a magazine of free block indices per (thread, pool),
  * in front of the shared stack.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Checked mode (MEMPOOL_CHECKED): a pool that helps its users find their
  * bugs, at the price of a lock on every get and put.
  *

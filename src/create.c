@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool lifecycle: checking the config, laying out the arena and the side
  * arrays, making blocks, and releasing everything at destroy. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Block pointer <-> index, in both modes, without a division.
  *
  * Arena mode: block i is at base + i * stride. A pointer's offset is divided

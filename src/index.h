@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Block pointer <-> index on the hot paths, inline (see index.c for the
  * scheme and its exactness argument). */
 #ifndef MEMPOOL_INDEX_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pool's layout and the functions the source files share. */
 #ifndef MEMPOOL_INTERNAL_H
 #define MEMPOOL_INTERNAL_H

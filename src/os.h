@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The OS seam: everything the pool needs from the operating system, and
  * nothing else. The rest of src/ has no #ifdef for platforms.
  *

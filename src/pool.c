@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fast paths of get and put, read top to bottom.
  *
  * A get takes the hottest block of the calling thread's cache (cache.h),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shared free list: a lock-free LIFO (Treiber stack) of block indices.
  *
  * HEAD WORD (64 bits, one CAS covers all of it)

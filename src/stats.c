@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statistics: per-thread counters summed on read, slow-path counters in the
  * pool, and a baseline snapshot for reset, so that nothing ever writes
  * another thread's counters and the hit path adds no shared write. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which tools watch the process, and how much of a block they should see
  * (see track.h). */
 #include "index.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Telling AddressSanitizer and Valgrind which blocks are free, so that a use
  * after put is reported in the caller's program even though the memory is
  * never really freed. One flag per pool (pool->track) decides at creation;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The library's version, compiled in from the header it was built with. */
 #include "mempool.h"
 

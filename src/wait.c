@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The slow paths: sleeping gets, hand-off puts, lazy makes, close and drain.
  *
  * PROTOCOL

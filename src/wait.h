@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The slow-path pieces that the cache layer shares with wait.c. All of them
  * run with the pool lock held, except unlock_and_wake, which releases it. */
 #ifndef MEMPOOL_WAIT_H

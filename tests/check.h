@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the test programs: assertions that report the failing
  * expression and keep going, a monotonic clock, a scale factor for stress
  * sizes and a thread starter. Each test's main() ends with CHECK_DONE(). */

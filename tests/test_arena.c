@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Arena mode: alignment, zero fill, init, blocks that do not overlap,
  * contents kept between put and get, the size queries, exhaustion, and
  * errno left alone by calls that succeed. */

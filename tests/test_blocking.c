@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Blocking gets: a get sleeps while the pool is empty and returns once a
  * block is put; waiters are served in FIFO order; a put hands its block to
  * the oldest waiter so nobody can take it first; no wake-up is lost with many

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempool_get_bulk / mempool_put_bulk: argument checks in the documented
  * order, all or nothing, a bulk waiter's place in the FIFO and the blocks it
  * collects, giving them back on timeout or close, no deadlock between bulk

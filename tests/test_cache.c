@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-thread caches: exact capacity with no stranded blocks, no starvation,
  * thread exit, and lifetimes in every order. */
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Checked mode: each detection is proven by committing the bug and seeing
  * it caught; the core guarantees still hold. */
 #include <sched.h>

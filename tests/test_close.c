@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempool_close and mempool_drain: close wakes every waiter with ECANCELED,
  * later gets fail even with blocks free, puts are still taken, nothing handed
  * out is lost; drain waits for every block, works on a closed pool, and the

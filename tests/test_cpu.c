@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A thread blocked in the pool for about a second sleeps: it uses almost no
  * CPU time (measured by the thread itself, around the call), whichever way
  * it waits, and a put (or for drain, the last put) still wakes it. */

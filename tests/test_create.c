@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempool_create and mempool_destroy: every configuration the contract
  * refuses (EINVAL, EOVERFLOW, ENOMEM), errno conventions, the largest
  * capacity, and what every function does with a NULL pool. */

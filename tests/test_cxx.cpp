@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The C++ face (include/mempool.hpp): handles put blocks back exactly once,
 // typed objects are constructed and destroyed, timeouts convert safely and
 // errors arrive as exceptions or error codes as documented.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fault injection: every internal allocation and every `make` call that can
  * fail is made to fail in turn, and each failure must give the documented
  * result, leak nothing and leave the other pools usable.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Generator mode, eager: make runs capacity times at create, indices follow
  * make order, a failing or repeating make unwinds exactly what was made,
  * destroy unmakes exactly the free blocks, unmake is optional. */

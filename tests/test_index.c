@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempool_owns, mempool_index and mempool_block: round trips in every mode,
  * a constant stride in arena mode, strides that are not powers of two (so
  * the division-free index computation is exercised up to the last block),

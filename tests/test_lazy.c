@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* MEMPOOL_LAZY: blocks are made on first need, never more than capacity,
  * free blocks are reused first, non-waiting gets still make, a failing or
  * repeating make returns its slot, destroy unmakes only made free blocks. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Put validation: NULL, foreign, interior, misaligned and repeated puts are
  * refused with EINVAL and leave the pool unchanged; on_misuse reports each
  * refusal once, on the calling thread, and may call back into the pool;

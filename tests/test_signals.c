@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signals and cancellation against waiting gets.
  *
  * A waiting get is a loop around a futex (or condvar) wait, and both return

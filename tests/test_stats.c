@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statistics: exact counts after known sequences, single- and
  * multi-threaded, reset by baseline, and the printed block. */
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Multithreaded invariant checker. Threads run random mixes of every get and
  * put flavour on a small shared pool while a shadow table (one atomic owner
  * per block index) catches a block held by two owners at once and any valid

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mempool_get_timeout: 0 does not wait, a negative or huge timeout waits
  * forever, a timed wait is never early and never hangs, errno is untouched on
  * success, signals neither cut a wait short nor lose its wake-up, and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writes to a block after putting it back: a bug in the caller that the
  * tools should report. The ASan build of this program links the library
  * uninstrumented and expects "use-after-poison"; under valgrind it expects an

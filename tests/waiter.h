@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A thread that makes one waiting pool call (get, get_timeout, get_bulk or
  * drain) and records how it ended, for tests that need a call asleep inside
  * the pool while the main thread acts on it. Include after check.h. */

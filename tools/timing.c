@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timing guarantees as data: how late a timed get returns after its timeout
  * expires, and how long a sleeping get takes to return after a put hands it
  * a block. Prints a table (docs/timing.md holds one run's). It asserts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Concurrency Kit's ck_stack as a Treiber-stack pool: the free list lives in
  * the free blocks themselves, and pops use the generation-counted
  * double-width CAS that makes them safe against ABA with many consumers. */

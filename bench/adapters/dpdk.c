@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* DPDK's rte_mempool, with its per-lcore cache and without.
  *
  * The EAL starts without hugepages or PCI, in plain process memory, so it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* glibc's malloc/free: the allocator most programs get by default. Only the
  * main driver links it in; the helper processes replace malloc. */
 #include <gnu/libc-version.h>

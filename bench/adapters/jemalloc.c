@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jemalloc, linked into its own helper process where it replaces malloc. */
 #include <jemalloc/jemalloc.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The process's malloc/free, whichever allocator provides them. A malloc
  * never runs out, so capacity is ignored and nothing can block. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The malloc/free adapter calls, shared by every allocator that replaces
  * malloc for its process: each such adapter only names itself and says how
  * to read its version. */

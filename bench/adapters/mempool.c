@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The library under test: with its per-thread cache, without it, and in
  * checked mode (the cost of catching the caller's bugs). */
 #include <mempool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mimalloc, linked into its own helper process where it replaces malloc. */
 #include <mimalloc.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The textbook baseline: an intrusive free list behind one mutex, with a
  * condition variable to sleep on when it is empty. */
 #include <pthread.h>

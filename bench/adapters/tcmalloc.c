@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcmalloc (gperftools), linked into its own helper process where it
  * replaces malloc. */
 #include <gperftools/tcmalloc.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The parts of the OS seam that every POSIX system shares: the monotonic
  * clock, memory and cancellation state. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Portable POSIX wait backend: futex semantics emulated with a fixed table
  * of mutex + condition variable buckets, hashed by the word's address.
  *

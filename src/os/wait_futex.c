@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Linux backend: a private futex per waiting thread, and membarrier(2) as
  * the heavy barrier.
  *

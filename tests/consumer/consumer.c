@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Creates a pool, moves a block through it and checks the answers. */
 #include <stdio.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Uses the installed C++ header the way a user would: a typed pool whose
 // handles put the blocks back. Prints the library's version.
 #include <chrono>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer harness: input bytes become a sequence of API calls on up to
  * three pools (arena, eager and lazy generator; cached and uncached; small
  * capacities; valid and invalid configs), and every result is checked
