@@ -106,6 +106,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -170,6 +171,12 @@ MEMPOOL_API void *mempool_get(mempool *pool);
  * NULL with errno EAGAIN (none free, no wait allowed), ETIMEDOUT, ECANCELED,
  * ENOMEM or EINVAL. */
 MEMPOOL_API void *mempool_get_timeout(mempool *pool, int64_t timeout_ns);
+
+/* Takes a block, sleeping until at most *deadline on CLOCK_MONOTONIC (NULL:
+ * forever). A deadline already past does not wait: EAGAIN when none is free,
+ * as with a zero timeout. Errors as mempool_get_timeout, and EINVAL when
+ * deadline->tv_nsec is outside 0 .. 999999999. */
+MEMPOOL_API void *mempool_get_until(mempool *pool, const struct timespec *deadline);
 
 /* mempool_get_timeout(pool, 0): never sleeps, but may run a lazy `make`. */
 MEMPOOL_API void *mempool_try_get(mempool *pool);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* A thread that makes one waiting pool call (get, get_timeout, get_bulk or
- * drain) and records how it ended, for tests that need a call asleep inside
+/* A thread that makes one waiting pool call (get, get_timeout, get_until,
+ * get_bulk or drain) and records how it ended, for tests that need a call asleep inside
  * the pool while the main thread acts on it. Include after check.h. */
 #ifndef MEMPOOL_TEST_WAITER_H
 #define MEMPOOL_TEST_WAITER_H
@@ -15,13 +15,15 @@
 #define WAITER_ERRNO_SENTINEL 4242
 #define WAITER_BULK_MAX 16
 
-enum waiter_call { WAITER_GET, WAITER_GET_TIMEOUT, WAITER_GET_BULK, WAITER_DRAIN };
+enum waiter_call { WAITER_GET, WAITER_GET_TIMEOUT, WAITER_GET_UNTIL, WAITER_GET_BULK,
+                   WAITER_DRAIN };
 
 struct waiter {
     /* Set by the test before waiter_start(). */
     mempool *pool;
     enum waiter_call call;
     int64_t timeout_ns;     /* GET_TIMEOUT, GET_BULK, DRAIN */
+    const struct timespec *deadline; /* GET_UNTIL */
     size_t n;               /* GET_BULK */
     atomic_int *order;      /* optional: a ticket is taken from it on return */
 
@@ -31,7 +33,7 @@ struct waiter {
     _Atomic int64_t start_ns; /* CLOCK_MONOTONIC time just before the call */
 
     /* Written by the waiter before `done`; read after done or join. */
-    void *block;            /* GET, GET_TIMEOUT */
+    void *block;            /* GET, GET_TIMEOUT, GET_UNTIL */
     void *blocks[WAITER_BULK_MAX];
     int err;                /* errno after NULL, or the int returned */
     int errno_kept;         /* a successful call left errno alone */
@@ -65,6 +67,10 @@ static void *waiter_main(void *arg)
         break;
     case WAITER_GET_TIMEOUT:
         w->block = mempool_get_timeout(w->pool, w->timeout_ns);
+        rc = w->block ? 0 : errno;
+        break;
+    case WAITER_GET_UNTIL:
+        w->block = mempool_get_until(w->pool, w->deadline);
         rc = w->block ? 0 : errno;
         break;
     case WAITER_GET_BULK:
