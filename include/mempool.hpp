@@ -7,56 +7,80 @@
  *   Its gets return a mempoolxx::block, a std::unique_ptr whose deleter puts
  *   the block back: a block cannot leak, and since the handle cannot be
  *   copied, it cannot be put twice by mistake. mempoolxx::object_pool<T> is
- *   an arena pool of blocks sized and aligned for T whose gets construct a T
- *   in the block and whose handles destroy it before the put.
+ *   an arena pool of blocks sized and aligned for T whose makes construct a
+ *   T in the block and whose handles destroy it before the put.
  *
  *     mempoolxx::object_pool<Message> messages(1024);
  *     auto m = messages.make(42, "hello");         // waits for a free block
  *     auto n = messages.make_for(5ms, 43, "hi");   // empty after 5 ms
  *     // m and n go back to the pool when they go out of scope
  *
+ *   Every function that returns a handle is [[nodiscard]]: a handle that is
+ *   dropped at once puts its block straight back.
+ *
  *   The namespace is mempoolxx: a namespace named mempool would clash with
- *   the C type `mempool` of <mempool.h>.
+ *   the C type `mempool` of <mempool.h>. native() is the one way down to the
+ *   C API, on both classes: it returns the `mempool *` for calls that are
+ *   not wrapped here.
+ *
+ * ARGUMENTS
+ *   One order everywhere: what to take (a count and where the handles go,
+ *   for bulk gets), then the timeout or deadline, then std::error_code &,
+ *   then the constructor arguments of T (object_pool):
+ *     get_for(timeout, ec)          make_for(timeout, ec, args...)
+ *     get_until(deadline, ec)       make_until(deadline, ec, args...)
+ *     get_bulk(n, out, timeout, ec) make(ec, args...), try_make(ec, args...)
  *
  * ERRORS
  *   Every failing call of the C library becomes an errno value in the
  *   std::generic_category. Each operation that can fail has two overloads:
  *   - without a std::error_code argument, it throws std::system_error for a
  *     failure (EINVAL, ECANCELED, ENOMEM, ...). A get that may not wait or
- *     wait longer (try_get, get_for) is not a failure when it finds no
- *     block: it returns an empty handle, like std::timed_mutex::try_lock_for
- *     returns false;
- *   - with a trailing std::error_code &, it never throws: the code is
- *     cleared on success and set on any failure, EAGAIN and ETIMEDOUT
- *     included, and the handle is then empty.
- *   object_pool's make functions also pass on whatever T's constructor
- *   throws (the block goes back to the pool first).
+ *     wait longer (try_, _for, _until) is not a failure when it finds no
+ *     block: it returns an empty handle (false for a bulk get), like
+ *     std::timed_mutex::try_lock_for returns false;
+ *   - with a std::error_code &, it does not throw for the pool's errors: the
+ *     code is cleared on success and set on any failure, EAGAIN and
+ *     ETIMEDOUT included, and the handle is then empty.
+ *   object_pool's makes also pass on whatever T's constructor throws (the
+ *   block goes back to the pool first), and the bulk calls what the output
+ *   iterator throws.
  *
- * TIMEOUTS
- *   std::chrono durations, rounded up to whole nanoseconds (never shorter).
- *   A zero or negative duration does not wait (the <chrono> convention, not
- *   the C one); one too long for int64_t nanoseconds waits forever. get()
- *   without a duration waits as long as needed.
+ * TIMEOUTS AND DEADLINES
+ *   Timeouts are std::chrono durations, rounded up to whole nanoseconds
+ *   (never shorter). A zero or negative duration does not wait (the <chrono>
+ *   convention, not the C one); one too long for int64_t nanoseconds waits
+ *   forever. Deadlines are std::chrono::steady_clock time points: one
+ *   already past does not wait, one too far to express waits forever. On
+ *   Linux, where libstdc++ and libc++ read steady_clock from
+ *   CLOCK_MONOTONIC, a deadline goes to mempool_get_until as it is; on other
+ *   systems the time left until it is waited for. get() and make() without
+ *   either wait as long as needed.
  *
  * LIFETIME
  *   A pool must outlive its handles: reset or destroy every handle before
  *   the pool object is destroyed (a handle that is still out then refers to
  *   a destroyed pool). Moving a pool object keeps its handles valid, since
  *   they refer to the C pool, not to the C++ object. Threading, waiting and
- *   close/drain behave as in the C library (see mempool(3)).
+ *   close/drain behave as in the C library (see mempool(3), mempool.hpp(3)).
  */
 #ifndef MEMPOOL_HPP
 #define MEMPOOL_HPP
+
+#if defined(_MSVC_LANG) && _MSVC_LANG >= 201703L
+#elif __cplusplus < 201703L
+#error "mempool.hpp needs C++17"
+#endif
 
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <new>
 #include <system_error>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -94,6 +118,34 @@ std::int64_t timeout_ns(const std::chrono::duration<Rep, Period> &timeout) noexc
     return std::chrono::ceil<std::chrono::nanoseconds>(timeout).count();
 }
 
+/* A time since the clock's epoch as the timespec of mempool_get_until,
+ * rounded up: false when it is too far to express (wait forever). A time at
+ * or before the epoch is {0, 0}, which has passed. */
+template <class Rep, class Period>
+bool deadline_timespec(const std::chrono::duration<Rep, Period> &since_epoch,
+                       std::timespec &out) noexcept
+{
+    const std::int64_t ns = timeout_ns(since_epoch);
+    if (ns < 0)
+        return false;
+    out.tv_sec = static_cast<std::time_t>(ns / 1000000000);
+    out.tv_nsec = static_cast<long>(ns % 1000000000);
+    return true;
+}
+
+template <class Duration>
+void *get_until(::mempool *pool,
+                const std::chrono::time_point<std::chrono::steady_clock, Duration> &deadline) noexcept
+{
+#if defined(__linux__)
+    std::timespec at{};
+    return ::mempool_get_until(pool, deadline_timespec(deadline.time_since_epoch(), at) ? &at
+                                                                                         : nullptr);
+#else
+    return ::mempool_get_timeout(pool, timeout_ns(deadline - std::chrono::steady_clock::now()));
+#endif
+}
+
 /* A non-waiting or timed get that found no block is not a failure for the
  * throwing overloads. */
 inline bool is_no_block(const std::error_code &ec) noexcept
@@ -122,7 +174,7 @@ public:
 
     /* Creates a pool without throwing: on failure the result is empty
      * (native() == nullptr) and ec says why. */
-    static pool create(const mempool_config &config, std::error_code &ec) noexcept
+    [[nodiscard]] static pool create(const mempool_config &config, std::error_code &ec) noexcept
     {
         pool result(::mempool_create(&config));
         ec = result.pool_ ? std::error_code() : detail::errno_code(errno);
@@ -145,44 +197,116 @@ public:
     explicit operator bool() const noexcept { return pool_ != nullptr; }
 
     /* Waits as long as needed; throws for ECANCELED, ENOMEM or EINVAL. */
-    block get() { return or_throw(::mempool_get(pool_), "mempool_get"); }
-    block get(std::error_code &ec) noexcept { return checked(::mempool_get(pool_), ec); }
+    [[nodiscard]] block get() { return or_throw(::mempool_get(pool_), "mempool_get"); }
+    [[nodiscard]] block get(std::error_code &ec) noexcept
+    {
+        return checked(::mempool_get(pool_), ec);
+    }
 
     /* Does not wait: an empty handle when no block is free. */
-    block try_get() { return or_empty(::mempool_try_get(pool_), "mempool_try_get"); }
-    block try_get(std::error_code &ec) noexcept { return checked(::mempool_try_get(pool_), ec); }
+    [[nodiscard]] block try_get() { return or_empty(::mempool_try_get(pool_), "mempool_try_get"); }
+    [[nodiscard]] block try_get(std::error_code &ec) noexcept
+    {
+        return checked(::mempool_try_get(pool_), ec);
+    }
 
     /* Waits at most `timeout`: an empty handle when it expires. */
     template <class Rep, class Period>
-    block get_for(const std::chrono::duration<Rep, Period> &timeout)
+    [[nodiscard]] block get_for(const std::chrono::duration<Rep, Period> &timeout)
     {
         return or_empty(::mempool_get_timeout(pool_, detail::timeout_ns(timeout)),
                         "mempool_get_timeout");
     }
     template <class Rep, class Period>
-    block get_for(const std::chrono::duration<Rep, Period> &timeout, std::error_code &ec) noexcept
+    [[nodiscard]] block get_for(const std::chrono::duration<Rep, Period> &timeout,
+                                std::error_code &ec) noexcept
     {
         return checked(::mempool_get_timeout(pool_, detail::timeout_ns(timeout)), ec);
     }
 
-    /* n blocks or none (mempool_get_bulk), waiting at most `timeout`. */
-    template <class Rep, class Period>
-    std::vector<block> get_bulk(std::size_t n, const std::chrono::duration<Rep, Period> &timeout,
-                                std::error_code &ec)
+    /* Waits until `deadline` at most: an empty handle when it passes. */
+    template <class Duration>
+    [[nodiscard]] block
+    get_until(const std::chrono::time_point<std::chrono::steady_clock, Duration> &deadline)
     {
-        std::vector<void *> raw(n);
-        std::vector<block> blocks;
-        blocks.reserve(n);
-        int err = ::mempool_get_bulk(pool_, raw.data(), n, detail::timeout_ns(timeout));
-        ec = err ? detail::errno_code(err) : std::error_code();
-        if (!err)
-            for (void *p : raw)
-                blocks.emplace_back(p, block_deleter{pool_});
-        return blocks;
+        return or_empty(detail::get_until(pool_, deadline), "mempool_get_until");
+    }
+    template <class Duration>
+    [[nodiscard]] block
+    get_until(const std::chrono::time_point<std::chrono::steady_clock, Duration> &deadline,
+              std::error_code &ec) noexcept
+    {
+        return checked(detail::get_until(pool_, deadline), ec);
     }
 
-    /* Takes ownership of a block obtained from native(). */
-    block adopt(void *raw) noexcept { return block(raw, block_deleter{pool_}); }
+    /* n blocks or none (mempool_get_bulk): on success n handles are written
+     * through `out`, any output iterator of block (std::back_inserter of a
+     * container of the caller's choice, or a block array: a span). Without
+     * a timeout it waits as long as needed and throws for any failure; with
+     * one it returns false when the blocks did not come in time. */
+    template <class OutputIt>
+    void get_bulk(std::size_t n, OutputIt out)
+    {
+        std::error_code ec;
+        if (!bulk(n, out, -1, ec))
+            throw std::system_error(ec, "mempool_get_bulk");
+    }
+    template <class OutputIt>
+    [[nodiscard]] bool get_bulk(std::size_t n, OutputIt out, std::error_code &ec)
+    {
+        return bulk(n, out, -1, ec);
+    }
+    template <class OutputIt, class Rep, class Period>
+    [[nodiscard]] bool get_bulk(std::size_t n, OutputIt out,
+                                const std::chrono::duration<Rep, Period> &timeout)
+    {
+        std::error_code ec;
+        if (bulk(n, out, detail::timeout_ns(timeout), ec))
+            return true;
+        if (!detail::is_no_block(ec))
+            throw std::system_error(ec, "mempool_get_bulk");
+        return false;
+    }
+    template <class OutputIt, class Rep, class Period>
+    [[nodiscard]] bool get_bulk(std::size_t n, OutputIt out,
+                                const std::chrono::duration<Rep, Period> &timeout,
+                                std::error_code &ec)
+    {
+        return bulk(n, out, detail::timeout_ns(timeout), ec);
+    }
+
+    /* Puts back every non-empty handle of [first, last) at once, all or
+     * nothing (mempool_put_bulk): on success the handles are empty; on
+     * failure (EINVAL: a handle of another pool) they keep their blocks. */
+    template <class ForwardIt>
+    void put_bulk(ForwardIt first, ForwardIt last)
+    {
+        std::error_code ec;
+        put_bulk(first, last, ec);
+        if (ec)
+            throw std::system_error(ec, "mempool_put_bulk");
+    }
+    template <class ForwardIt>
+    void put_bulk(ForwardIt first, ForwardIt last, std::error_code &ec)
+    {
+        std::vector<void *> raw;
+        try {
+            for (ForwardIt it = first; it != last; ++it)
+                if (*it)
+                    raw.push_back(it->get());
+        } catch (const std::bad_alloc &) {
+            ec = detail::errno_code(ENOMEM);
+            return;
+        }
+        int err = ::mempool_put_bulk(pool_, raw.data(), raw.size());
+        ec = err ? detail::errno_code(err) : std::error_code();
+        if (!err)
+            for (; first != last; ++first)
+                (void)first->release();
+    }
+
+    /* Takes ownership of a block obtained through native(). */
+    [[nodiscard]] block adopt(void *raw) noexcept { return block(raw, block_deleter{pool_}); }
 
     void close() noexcept { ::mempool_close(pool_); }
     void flush() noexcept { ::mempool_flush(pool_); }
@@ -253,6 +377,36 @@ private:
         return result;
     }
 
+    /* The bulk get behind every get_bulk. If writing a handle through `out`
+     * throws, the blocks not written yet go back and the exception passes. */
+    template <class OutputIt>
+    bool bulk(std::size_t n, OutputIt &out, std::int64_t timeout_ns, std::error_code &ec)
+    {
+        std::vector<void *> raw;
+        try {
+            raw.resize(n);
+        } catch (const std::bad_alloc &) {
+            ec = detail::errno_code(ENOMEM);
+            return false;
+        }
+        int err = ::mempool_get_bulk(pool_, raw.data(), n, timeout_ns);
+        ec = err ? detail::errno_code(err) : std::error_code();
+        if (err)
+            return false;
+        std::size_t written = 0;
+        try {
+            for (; written < n; written++) {
+                block handle(raw[written], block_deleter{pool_});
+                *out = std::move(handle);
+                ++out;
+            }
+        } catch (...) {
+            ::mempool_put_bulk(pool_, raw.data() + written + 1, n - written - 1);
+            throw;
+        }
+        return true;
+    }
+
     ::mempool *pool_;
 };
 
@@ -267,58 +421,124 @@ struct object_deleter {
     }
 };
 
-/* A pool of `capacity` blocks, each holding one T while it is out. */
+/* A pool of blocks, each holding one T while it is out. The queries and
+ * the shutdown calls are those of mempoolxx::pool; the gets are makes. */
 template <class T>
-class object_pool {
+class object_pool : private pool {
 public:
     using handle = std::unique_ptr<T, object_deleter<T>>;
 
+    /* An arena pool of `capacity` blocks sized and aligned for T. */
     explicit object_pool(std::size_t capacity, unsigned flags = 0)
-        : pool_(capacity, sizeof(T), alignof(T), flags)
+        : pool(capacity, sizeof(T), alignof(T), flags)
     {
+    }
+
+    /* The whole C configuration (capacity, cache_size, flags, on_misuse,
+     * arg, init), in arena mode: block_size becomes sizeof(T) and the
+     * alignment at least alignof(T). A config with `make` is refused with
+     * EINVAL. Throws std::system_error. */
+    explicit object_pool(const mempool_config &config) : pool(typed(config)) {}
+
+    /* As the constructor, without throwing: empty on failure, ec says why. */
+    [[nodiscard]] static object_pool create(const mempool_config &config,
+                                            std::error_code &ec) noexcept
+    {
+        return object_pool(pool::create(typed(config), ec));
     }
 
     /* Waits for a block and constructs T(args...) in it. Throws
      * std::system_error (ECANCELED, ...) or what the constructor throws. */
     template <class... Args>
-    handle make(Args &&...args)
+    [[nodiscard]] handle make(Args &&...args)
     {
-        return construct(pool_.get(), std::forward<Args>(args)...);
+        return construct(pool::get(), std::forward<Args>(args)...);
     }
-
-    /* As make, waiting at most `timeout`: an empty handle when it expires. */
-    template <class Rep, class Period, class... Args>
-    handle make_for(const std::chrono::duration<Rep, Period> &timeout, Args &&...args)
-    {
-        return construct(pool_.get_for(timeout), std::forward<Args>(args)...);
-    }
-
-    /* As make_for, reporting pool errors (ETIMEDOUT included) through ec;
+    /* As make, reporting the pool's errors through ec (an empty handle);
      * only T's constructor can throw. */
-    template <class Rep, class Period, class... Args>
-    handle make_for(std::error_code &ec, const std::chrono::duration<Rep, Period> &timeout,
-                    Args &&...args)
+    template <class... Args>
+    [[nodiscard]] handle make(std::error_code &ec, Args &&...args)
     {
-        return construct(pool_.get_for(timeout, ec), std::forward<Args>(args)...);
+        return construct(pool::get(ec), std::forward<Args>(args)...);
     }
 
-    /* The underlying pool: capacity, available, close, drain, stats... */
-    mempoolxx::pool &raw_pool() noexcept { return pool_; }
-    const mempoolxx::pool &raw_pool() const noexcept { return pool_; }
+    /* Does not wait: an empty handle when no block is free. */
+    template <class... Args>
+    [[nodiscard]] handle try_make(Args &&...args)
+    {
+        return construct(pool::try_get(), std::forward<Args>(args)...);
+    }
+    template <class... Args>
+    [[nodiscard]] handle try_make(std::error_code &ec, Args &&...args)
+    {
+        return construct(pool::try_get(ec), std::forward<Args>(args)...);
+    }
+
+    /* Waits at most `timeout`: an empty handle when it expires. */
+    template <class Rep, class Period, class... Args>
+    [[nodiscard]] handle make_for(const std::chrono::duration<Rep, Period> &timeout,
+                                  Args &&...args)
+    {
+        return construct(pool::get_for(timeout), std::forward<Args>(args)...);
+    }
+    template <class Rep, class Period, class... Args>
+    [[nodiscard]] handle make_for(const std::chrono::duration<Rep, Period> &timeout,
+                                  std::error_code &ec, Args &&...args)
+    {
+        return construct(pool::get_for(timeout, ec), std::forward<Args>(args)...);
+    }
+
+    /* Waits until `deadline` at most: an empty handle when it passes. */
+    template <class Duration, class... Args>
+    [[nodiscard]] handle
+    make_until(const std::chrono::time_point<std::chrono::steady_clock, Duration> &deadline,
+               Args &&...args)
+    {
+        return construct(pool::get_until(deadline), std::forward<Args>(args)...);
+    }
+    template <class Duration, class... Args>
+    [[nodiscard]] handle
+    make_until(const std::chrono::time_point<std::chrono::steady_clock, Duration> &deadline,
+               std::error_code &ec, Args &&...args)
+    {
+        return construct(pool::get_until(deadline, ec), std::forward<Args>(args)...);
+    }
+
+    using pool::native;
+    using pool::operator bool;
+    using pool::available;
+    using pool::capacity;
+    using pool::close;
+    using pool::drain;
+    using pool::drain_for;
+    using pool::flush;
+    using pool::index;
+    using pool::owns;
+    using pool::print_stats;
+    using pool::reset_stats;
+    using pool::stats;
 
 private:
+    explicit object_pool(pool &&untyped) noexcept : pool(std::move(untyped)) {}
+
+    static mempool_config typed(mempool_config config) noexcept
+    {
+        config.block_size = sizeof(T);
+        if (config.alignment < alignof(T))
+            config.alignment = alignof(T);
+        return config;
+    }
+
     template <class... Args>
     handle construct(block memory, Args &&...args)
     {
         if (!memory)
-            return handle(nullptr, object_deleter<T>{pool_.native()});
+            return handle(nullptr, object_deleter<T>{native()});
         /* If the constructor throws, `memory` still owns the block and puts it back. */
         T *object = ::new (memory.get()) T(std::forward<Args>(args)...);
         memory.release();
-        return handle(object, object_deleter<T>{pool_.native()});
+        return handle(object, object_deleter<T>{native()});
     }
-
-    mempoolxx::pool pool_;
 };
 
 } // namespace mempoolxx

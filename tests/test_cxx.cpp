@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 // The C++ face (include/mempool.hpp): handles put blocks back exactly once,
-// typed objects are constructed and destroyed, timeouts convert safely and
-// errors arrive as exceptions or error codes as documented.
+// typed objects are constructed and destroyed, timeouts and deadlines convert
+// safely, bulk calls are all or nothing, and errors arrive as exceptions or
+// error codes as documented.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -58,6 +61,15 @@ static void test_timeout_conversion()
     CHECK(timeout_ns(std::chrono::nanoseconds::max()) == -1);
     CHECK(timeout_ns(std::chrono::duration<double>(1e300)) == -1);
     CHECK(timeout_ns(std::chrono::duration<std::int64_t, std::ratio<1, 3>>(1)) == 333333334);
+
+    using mempoolxx::detail::deadline_timespec;
+    std::timespec at{};
+    CHECK(deadline_timespec(1500ms, at) && at.tv_sec == 1 && at.tv_nsec == 500000000);
+    CHECK(deadline_timespec(std::chrono::duration<double, std::nano>(0.5), at) &&
+          at.tv_sec == 0 && at.tv_nsec == 1);
+    CHECK(deadline_timespec(-5s, at) && at.tv_sec == 0 && at.tv_nsec == 0);
+    CHECK(!deadline_timespec(std::chrono::hours::max(), at));
+    CHECK(!deadline_timespec(std::chrono::nanoseconds::max(), at));
 }
 
 static void test_handles()
@@ -162,23 +174,155 @@ static void test_create_errors()
     CHECK(fine && !ec);
 }
 
-static void test_bulk_and_stats()
+// A container whose insertion throws after `limit` handles: the handles it
+// took stay with it, every other block goes back to the pool.
+struct limited_sink {
+    std::vector<mempoolxx::block> *into;
+    std::size_t limit;
+    void push_back(mempoolxx::block &&b)
+    {
+        if (into->size() == limit)
+            throw std::length_error("full");
+        into->push_back(std::move(b));
+    }
+    using value_type = mempoolxx::block;
+};
+
+static void test_bulk()
 {
     mempoolxx::pool pool(8, 16, 0, MEMPOOL_NO_CACHE);
     std::error_code ec;
-    auto blocks = pool.get_bulk(5, 0ns, ec);
-    CHECK(!ec && blocks.size() == 5 && pool.available() == 3);
-    auto none = pool.get_bulk(4, 0ns, ec);
+
+    // Into a container of the caller's choice, or into a span of handles.
+    std::vector<mempoolxx::block> vector;
+    CHECK(pool.get_bulk(3, std::back_inserter(vector), 0ns, ec) && !ec);
+    CHECK(vector.size() == 3 && pool.available() == 5);
+    std::deque<mempoolxx::block> deque;
+    pool.get_bulk(2, std::back_inserter(deque));
+    CHECK(deque.size() == 2 && pool.available() == 3);
+    mempoolxx::block span[3];
+    CHECK(pool.get_bulk(3, span, ec) && !ec && span[2] && pool.available() == 0);
+
+    // All or nothing: too few free gives nothing, and says why.
+    std::vector<mempoolxx::block> none;
+    CHECK(!pool.get_bulk(1, std::back_inserter(none), 0ns, ec));
     CHECK(ec == std::errc::resource_unavailable_try_again && none.empty());
-    blocks.clear();
+    CHECK(!pool.get_bulk(1, std::back_inserter(none), 1ms));
+    CHECK(!pool.get_bulk(1, std::back_inserter(none), 1ms, ec) && ec == std::errc::timed_out);
+    bool threw = false;
+    try {
+        (void)pool.get_bulk(9, std::back_inserter(none), 1ms); // more than the capacity
+    } catch (const std::system_error &e) {
+        threw = e.code() == std::errc::invalid_argument;
+    }
+    CHECK(threw && none.empty());
+
+    // put_bulk empties the handles it puts back; empty handles are skipped.
+    span[1].reset();
+    CHECK(pool.available() == 1);
+    pool.put_bulk(std::begin(span), std::end(span));
+    CHECK(!span[0] && !span[2] && pool.available() == 3);
+    pool.put_bulk(deque.begin(), deque.end(), ec);
+    CHECK(!ec && !deque[0] && pool.available() == 5);
+
+    // A handle of another pool: nothing is put, every handle keeps its block.
+    mempoolxx::pool other(1, 16);
+    vector.push_back(other.get());
+    pool.put_bulk(vector.begin(), vector.end(), ec);
+    CHECK(ec == std::errc::invalid_argument && vector[0] && vector[3]);
+    CHECK(pool.available() == 5 && other.available() == 0);
+    threw = false;
+    try {
+        pool.put_bulk(vector.begin(), vector.end());
+    } catch (const std::system_error &e) {
+        threw = e.code() == std::errc::invalid_argument;
+    }
+    CHECK(threw && vector[0]);
+    vector.clear();
+    CHECK(pool.available() == 8 && other.available() == 1);
+
+    // An output iterator that throws midway: no block is lost.
+    std::vector<mempoolxx::block> kept;
+    limited_sink sink{&kept, 2};
+    threw = false;
+    try {
+        (void)pool.get_bulk(5, std::back_inserter(sink), 0ns, ec);
+    } catch (const std::length_error &) {
+        threw = true;
+    }
+    CHECK(threw && kept.size() == 2 && pool.available() == 6);
+    kept.clear();
     CHECK(pool.available() == 8);
 
+    // Waiting as long as needed: served by a put from another thread.
+    std::vector<mempoolxx::block> all;
+    pool.get_bulk(8, std::back_inserter(all));
+    std::vector<mempoolxx::block> later;
+    std::thread waiter([&] { pool.get_bulk(2, std::back_inserter(later)); });
+    std::this_thread::sleep_for(20ms);
+    CHECK(later.empty());
+    all.resize(6);
+    waiter.join();
+    CHECK(later.size() == 2);
+    pool.close();
+    threw = false;
+    try {
+        pool.get_bulk(1, std::back_inserter(later));
+    } catch (const std::system_error &e) {
+        threw = e.code() == std::errc::operation_canceled;
+    }
+    CHECK(threw);
+    CHECK(!pool.get_bulk(1, std::back_inserter(later), ec) && ec == std::errc::operation_canceled);
+}
+
+static void test_stats()
+{
+    mempoolxx::pool pool(8, 16, 0, MEMPOOL_NO_CACHE);
     pool.reset_stats();
     for (int i = 0; i < 3; i++)
         pool.get().reset();
     mempool_stats stats = pool.stats();
     CHECK(stats.gets == 3 && stats.puts == 3 && stats.out == 0);
     CHECK(!pool.print_stats(stdout));
+}
+
+static void test_deadlines()
+{
+    using clock = std::chrono::steady_clock;
+    mempoolxx::pool pool(1, 32);
+    auto only = pool.get_until(clock::now() + 1s);
+    CHECK(only);
+
+    // Never early; a passed deadline does not wait.
+    auto deadline = clock::now() + 20ms;
+    CHECK(!pool.get_until(deadline));
+    CHECK(clock::now() >= deadline);
+    std::error_code ec;
+    CHECK(!pool.get_until(deadline, ec) && ec == std::errc::resource_unavailable_try_again);
+    CHECK(!pool.get_until(clock::now() + 1ms, ec) && ec == std::errc::timed_out);
+    CHECK(!pool.get_until(clock::time_point::min(), ec) &&
+          ec == std::errc::resource_unavailable_try_again);
+    // Any duration type of steady_clock; a far deadline waits for the put.
+    std::chrono::time_point<clock, std::chrono::duration<double>> coarse = clock::now();
+    CHECK(!pool.get_until(coarse + std::chrono::duration<double>(0.01)));
+    std::thread putter([&] {
+        std::this_thread::sleep_for(20ms);
+        only.reset();
+    });
+    auto again = pool.get_until(clock::time_point::max(), ec);
+    putter.join();
+    CHECK(again && !ec);
+    again.reset();
+
+    pool.close();
+    bool threw = false;
+    try {
+        (void)pool.get_until(clock::now() + 1s);
+    } catch (const std::system_error &e) {
+        threw = e.code() == std::errc::operation_canceled;
+    }
+    CHECK(threw);
+    CHECK(!pool.get_until(clock::now(), ec) && ec == std::errc::operation_canceled);
 }
 
 // Objects that own heap memory: a leak or a missing destructor call shows up
@@ -211,9 +355,9 @@ static void test_objects()
         CHECK(b && Message::live == 2);
         CHECK(!messages.make_for(1ms, "c", 1));
         std::error_code ec;
-        CHECK(!messages.make_for(ec, 1ms, "c", 1) && ec == std::errc::timed_out);
+        CHECK(!messages.make_for(1ms, ec, "c", 1) && ec == std::errc::timed_out);
         b.reset();
-        CHECK(Message::live == 1 && messages.raw_pool().available() == 1);
+        CHECK(Message::live == 1 && messages.available() == 1);
 
         // A throwing constructor leaves no object and no block out.
         bool threw = false;
@@ -222,13 +366,112 @@ static void test_objects()
         } catch (const std::invalid_argument &) {
             threw = true;
         }
-        CHECK(threw && Message::live == 1 && messages.raw_pool().available() == 1);
+        CHECK(threw && Message::live == 1 && messages.available() == 1);
     }
     CHECK(Message::live == 0);
 
     mempoolxx::object_pool<Wide> wide(3);
     auto w = wide.make();
     CHECK(reinterpret_cast<std::uintptr_t>(w.get()) % 64 == 0);
+}
+
+// Every make has a throwing and an error_code form, in the one argument
+// order: timeout or deadline, then the error_code, then T's arguments.
+static void test_object_makes()
+{
+    mempoolxx::object_pool<Message> messages(2);
+    std::error_code ec;
+    auto a = messages.try_make("a", 1);
+    auto b = messages.make(ec, "b", 2);
+    CHECK(a && b && !ec && b->values.size() == 2 && Message::live == 2);
+    CHECK(!messages.try_make("c", 1));
+    CHECK(!messages.try_make(ec, "c", 1) && ec == std::errc::resource_unavailable_try_again);
+    auto deadline = std::chrono::steady_clock::now() + 10ms;
+    CHECK(!messages.make_until(deadline, "c", 1));
+    CHECK(std::chrono::steady_clock::now() >= deadline);
+    CHECK(!messages.make_until(deadline, ec, "c", 1) &&
+          ec == std::errc::resource_unavailable_try_again);
+    CHECK(Message::live == 2);
+    a.reset();
+    auto c = messages.make_until(std::chrono::steady_clock::now() + 1s, ec, "c", 3);
+    CHECK(c && !ec && c->text == "c" && Message::live == 2);
+
+    // The error_code make waits, and reports close instead of throwing.
+    std::thread closer([&] {
+        std::this_thread::sleep_for(20ms);
+        messages.close();
+    });
+    auto d = messages.make(ec, "d", 1);
+    closer.join();
+    CHECK(!d && ec == std::errc::operation_canceled);
+    // T's constructor still throws through the error_code forms.
+    mempoolxx::object_pool<Message> open(1);
+    bool threw = false;
+    try {
+        (void)open.make(ec, "bad", -1);
+    } catch (const std::invalid_argument &) {
+        threw = true;
+    }
+    CHECK(threw && open.available() == 1);
+}
+
+static int misuse_count;
+static void count_misuse(const char *, const void *, void *arg)
+{
+    ++*static_cast<int *>(arg);
+}
+
+// object_pool takes the whole configuration; native() is the C pool.
+static void test_object_config()
+{
+    mempool_config config{};
+    config.capacity = 64;
+    config.cache_size = 8;
+    config.alignment = 128;
+    config.flags = MEMPOOL_CHECKED;
+    config.on_misuse = count_misuse;
+    config.arg = &misuse_count;
+    mempoolxx::object_pool<Message> messages(config);
+    CHECK(messages && messages.capacity() == 64 && messages.available() == 64);
+    CHECK(::mempool_block_size(messages.native()) == sizeof(Message));
+    auto m = messages.make("aligned", 1);
+    CHECK(reinterpret_cast<std::uintptr_t>(m.get()) % 128 == 0);
+    CHECK(messages.owns(m.get()) && messages.index(m.get()) < 64);
+    // A second put of the block is refused and reported to on_misuse.
+    void *raw = m.get();
+    m.reset();
+    CHECK(::mempool_put(messages.native(), raw) == EINVAL && misuse_count == 1);
+    CHECK(messages.stats().refused_puts == 1);
+
+    // An alignment below T's is raised to it.
+    mempool_config small{};
+    small.capacity = 2;
+    small.alignment = 1;
+    mempoolxx::object_pool<Wide> wide(small);
+    auto w = wide.make();
+    CHECK(reinterpret_cast<std::uintptr_t>(w.get()) % 64 == 0);
+
+    // Generator mode does not make Ts: refused, by throwing or through ec.
+    mempool_config generator{};
+    generator.capacity = 2;
+    generator.make = [](void *) -> void * { return nullptr; };
+    bool threw = false;
+    try {
+        mempoolxx::object_pool<Message> bad(generator);
+    } catch (const std::system_error &e) {
+        threw = e.code() == std::errc::invalid_argument;
+    }
+    CHECK(threw);
+    std::error_code ec;
+    auto none = mempoolxx::object_pool<Message>::create(generator, ec);
+    CHECK(!none && !none.native() && ec == std::errc::invalid_argument);
+    auto fine = mempoolxx::object_pool<Message>::create(small, ec);
+    CHECK(fine && !ec && fine.capacity() == 2);
+    auto f = fine.make("moved", 1);
+    mempoolxx::object_pool<Message> moved = std::move(fine);
+    CHECK(!fine && moved.available() == 1);
+    f.reset();
+    CHECK(moved.available() == 2 && moved.drain_for(0ns));
 }
 
 int main()
@@ -238,8 +481,12 @@ int main()
     test_handles();
     test_waiting_and_close();
     test_create_errors();
-    test_bulk_and_stats();
+    test_bulk();
+    test_stats();
+    test_deadlines();
     test_objects();
+    test_object_makes();
+    test_object_config();
     if (failures)
         std::fprintf(stderr, "%d check(s) failed\n", failures);
     else

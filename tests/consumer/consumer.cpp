@@ -21,12 +21,12 @@ int main()
         auto hello = greetings.make("hello");
         auto world = greetings.make_for(10ms, "world");
         auto none = greetings.make_for(1ms, "none"); // both blocks are out
-        ok = hello && world && !none && greetings.raw_pool().available() == 0;
+        ok = hello && world && !none && greetings.available() == 0;
         if (ok)
             std::printf("consumer-cxx: %s, %s from libmempool %s\n", hello->text.c_str(),
                         world->text.c_str(), mempool_version());
     }
-    ok = ok && greetings.raw_pool().available() == 2;
+    ok = ok && greetings.available() == 2;
     std::puts(ok ? "consumer-cxx: ok" : "consumer-cxx: FAILED");
     return !ok;
 }
