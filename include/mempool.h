@@ -67,7 +67,9 @@
  *   time. Async-signal-safe: mempool_capacity, mempool_block_size,
  *   mempool_owns, mempool_index, mempool_block; nothing else. After fork() the
  *   child may use a pool only if no other thread was inside a call on that
- *   pool at the moment of the fork (no pthread_atfork handlers are installed).
+ *   pool at the moment of the fork. The library's one global lock (pool ids,
+ *   thread exit) is taken around fork() by pthread_atfork handlers, so
+ *   creating and destroying pools in the child is always safe.
  *
  * CHECKED MODE (MEMPOOL_CHECKED)
  *   A per-pool switch that helps find the caller's bugs, at the cost of a

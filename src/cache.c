@@ -14,7 +14,10 @@ _Thread_local struct cache_table mempool__cache_table;
 /* Pool ids and slot numbers. Slot numbers index the thread-local tables and
  * are reused after destroy, so tables stay as small as the number of live
  * pools; ids are never reused. The lock also orders destroy against thread
- * exit: a cache's `pool` is read and cleared under it. */
+ * exit: a cache's `pool` is read and cleared under it. It is global, held by
+ * create and destroy of any pool and by exiting threads, so fork() takes it
+ * first (atfork handlers): a child then never finds it held by a thread
+ * that does not exist there. */
 static struct {
     pthread_mutex_t lock;
     uint64_t next_id;
@@ -26,14 +29,33 @@ static struct {
 } registry = { PTHREAD_MUTEX_INITIALIZER, 1, 0, NULL, 0, 0, 0, false };
 
 static void cache_thread_exit(void *table);
+
+static void registry_lock(void)
+{
+    pthread_mutex_lock(&registry.lock);
+}
+
+static void registry_unlock(void)
+{
+    pthread_mutex_unlock(&registry.lock);
+}
+
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+static void registry_init(void)
+{
+    pthread_atfork(registry_lock, registry_unlock, registry_unlock);
+}
 static void cache_refill(mempool *pool, struct cache *c);
 static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold);
+static void caches_barrier(mempool *pool);
 
 /* Gives the pool its id and a slot (UINT32_MAX: none, so every thread runs
  * without per-thread state for it). Pools without caching get a slot too:
  * their per-thread state holds the statistics counters. */
 void mempool__registry_add(mempool *pool)
 {
+    pthread_once(&registry_once, registry_init);
     pthread_mutex_lock(&registry.lock);
     pool->id = registry.next_id++;
     pool->cache_slot = UINT32_MAX;
@@ -129,6 +151,10 @@ static struct cache *cache_attach(mempool *pool)
     c->size = pool->cache_size;
     c->pool = pool;
     pthread_mutex_lock(&pool->lock);
+    /* Read under the lock, which a switch to the ordered protocol holds:
+     * this thread's later reads of the flag see it at least as set. */
+    atomic_store_explicit(&c->busy, cache_ordered(pool) ? CACHE_IDLE : CACHE_IDLE_FENCED,
+                          memory_order_relaxed);
     atomic_store_explicit(&c->steal, pool->caches_armed && c->size, memory_order_relaxed);
     c->next = pool->caches;
     if (pool->caches)
@@ -139,15 +165,21 @@ static struct cache *cache_attach(mempool *pool)
 }
 
 /* Moves every block of the cache to waiters or the shared stack; the pool
- * lock is held and the cache is not busy (or is the caller's own). */
+ * lock is held and the cache is not busy (or is the caller's own). The
+ * count drops to zero before any block moves, and all of them move in one
+ * hand-over: a completion check for a drain never sees a block both in the
+ * cache and in the stack. The check runs even when the cache was empty: an
+ * owner that was busy during an earlier check comes here when it ends. */
 static size_t cache_empty_locked(mempool *pool, struct cache *c, struct wakeups *wk)
 {
+    uint32_t moved[CACHE_SIZE_MAX];
     uint32_t n = atomic_load_explicit(&c->count, memory_order_acquire);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t index = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
-        mempool__give_locked(pool, &index, 1, wk);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        moved[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
     atomic_store_explicit(&c->count, 0, memory_order_relaxed);
+    mempool__give_locked(pool, moved, n, wk);
+    if (!n)
+        mempool__drain_check(pool, wk);
     return n;
 }
 
@@ -320,13 +352,42 @@ void mempool__caches_arm(mempool *pool, bool on)
     pool->caches_armed = on;
     caches_set_steal(pool, on);
     if (on)
-        mempool__caches_barrier(pool);
+        caches_barrier(pool);
 }
 
-void mempool__caches_barrier(const mempool *pool)
+/* The heavy barrier after steal was set, when it has anything to order: not
+ * in a pool without caches, nor when the only cache is the caller's own
+ * (it holds the lock and is not inside an operation). A barrier that fails
+ * switches the pool to the ordered protocol for good (cache.h). */
+static void caches_barrier(mempool *pool)
 {
-    if (pool->caches && !pool->cache_ordered)
-        mempool__os_heavy_barrier();
+    if (cache_ordered(pool))
+        return;
+    const struct cache *self = cache_lookup(pool);
+    const struct cache *c = pool->caches;
+    while (c && (c == self || !c->size))
+        c = c->next;
+    if (c && !mempool__os_heavy_barrier())
+        atomic_store_explicit(&pool->cache_ordered, true, memory_order_seq_cst);
+}
+
+/* True when the owner is provably outside any operation (past the barrier,
+ * or past its ordered exchange), or is the calling thread: the magazine and
+ * count are stable while the caller holds the lock. */
+static bool cache_idle_now(const mempool *pool, const struct cache *c)
+{
+    if (c == cache_lookup(pool))
+        return true;
+    uint32_t idle = cache_ordered(pool) ? CACHE_IDLE : CACHE_IDLE_FENCED;
+    return atomic_load_explicit(&c->busy, memory_order_seq_cst) == idle;
+}
+
+bool mempool__caches_idle_locked(const mempool *pool)
+{
+    for (const struct cache *c = pool->caches; c; c = c->next)
+        if (c->size && !cache_idle_now(pool, c))
+            return false;
+    return true;
 }
 
 size_t mempool__caches_reclaim(mempool *pool, struct wakeups *wk, bool keep_armed)
@@ -334,16 +395,16 @@ size_t mempool__caches_reclaim(mempool *pool, struct wakeups *wk, bool keep_arme
     /* A polling try_get must not pay a barrier when there is nothing to
      * take: look at the counts first (an armed reclaim is for a get that is
      * about to sleep, and must look even when they read zero). */
-    if (!pool->caches || (!keep_armed && !pool->caches_armed &&
-                          mempool__caches_count_locked(pool) == 0))
+    if (!pool->cache_size || !pool->caches ||
+        (!keep_armed && !pool->caches_armed && mempool__caches_count_locked(pool) == 0))
         return 0;
     if (!pool->caches_armed) {
         caches_set_steal(pool, true);
-        mempool__caches_barrier(pool);
+        caches_barrier(pool);
     }
     size_t moved = 0;
     for (struct cache *c = pool->caches; c; c = c->next)
-        if (!atomic_load_explicit(&c->busy, memory_order_seq_cst))
+        if (c->size && cache_idle_now(pool, c))
             moved += cache_empty_locked(pool, c, wk);
     if (keep_armed)
         pool->caches_armed = true;

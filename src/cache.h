@@ -32,6 +32,19 @@
  *   owner's busy stores are sequentially consistent exchanges instead and
  *   the same argument holds in the C11 model.
  *
+ *   A BARRIER THAT FAILS LATER (a seccomp filter installed after start-up,
+ *   ENOMEM in the kernel) switches the pool to the ordered protocol for
+ *   good. The switch cannot reach an owner in the middle of a fence-free
+ *   operation, whose busy store the reclaimer may not see, so the cache
+ *   records how its owner left it: 0 after a fence-free operation, IDLE
+ *   after an ordered one (and from the start in a pool that is ordered when
+ *   the cache attaches). An ordered pool takes a cache only when it reads
+ *   IDLE: that owner's operation is over (the exchange released it) and its
+ *   next one reads the flag as set (it did already) and so is ordered. A
+ *   cache whose owner last ran fence-free is left alone until the owner
+ *   makes a call, which then honours a steal request itself; until then its
+ *   blocks wait there, which is the price of the failure.
+ *
  *   While a get waits or a drain runs, every cache of the pool keeps steal
  *   set ("armed"): puts then go to the slow path, which hands blocks to the
  *   oldest waiter instead of a cache, so a waiter cannot starve behind a
@@ -50,8 +63,11 @@
 
 #include "internal.h"
 
+/* The values of a cache's busy word. */
+enum { CACHE_IDLE_FENCED = 0, CACHE_BUSY = 1, CACHE_IDLE = 2 };
+
 struct cache {
-    _Atomic uint32_t busy;   /* owner inside a hit-path operation */
+    _Atomic uint32_t busy;   /* CACHE_BUSY while the owner is inside an operation */
     _Atomic uint32_t steal;  /* armed: the owner must take the slow path */
     _Atomic uint32_t count;  /* blocks in the magazine */
     uint32_t size;           /* magazine capacity */
@@ -92,8 +108,9 @@ MEMPOOL_INTERNAL bool mempool__cache_get_many(mempool *pool, struct cache *cache
 MEMPOOL_INTERNAL bool mempool__cache_put_many(mempool *pool, struct cache *cache,
                                               const uint32_t *indices, size_t n);
 
-/* The calling thread's cache for the pool if it has one already. Pools
- * without caching have no slot, so the bounds check sends them away. */
+/* The calling thread's per-pool state if it has one already (pools without
+ * caching have it too, with size 0, for the statistics counters); NULL for a
+ * thread that has not used the pool yet. */
 static inline struct cache *cache_lookup(const mempool *pool)
 {
     struct cache_table *table = &mempool__cache_table;
@@ -115,30 +132,41 @@ static inline void stats_add(mempool *pool, struct cache *c, enum stat which, ui
         atomic_fetch_add_explicit(&pool->retired[which], n, memory_order_relaxed);
 }
 
+static inline bool cache_ordered(const mempool *pool)
+{
+    return atomic_load_explicit(&pool->cache_ordered, memory_order_relaxed);
+}
+
+/* Ends the owner's operation (or its attempt to start one). */
+static inline void cache_idle(const mempool *pool, struct cache *c)
+{
+    if (cache_ordered(pool)) {
+        atomic_exchange_explicit(&c->busy, CACHE_IDLE, memory_order_seq_cst);
+    } else {
+        atomic_store_explicit(&c->busy, CACHE_IDLE_FENCED, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+}
+
 /* Marks the owner busy; false (not busy) when the cache is armed. */
 static inline bool cache_enter(const mempool *pool, struct cache *c)
 {
-    if (pool->cache_ordered) {
-        atomic_exchange_explicit(&c->busy, 1, memory_order_seq_cst);
+    if (cache_ordered(pool)) {
+        atomic_exchange_explicit(&c->busy, CACHE_BUSY, memory_order_seq_cst);
     } else {
-        atomic_store_explicit(&c->busy, 1, memory_order_relaxed);
+        atomic_store_explicit(&c->busy, CACHE_BUSY, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
     }
     if (likely(!atomic_load_explicit(&c->steal, memory_order_seq_cst)))
         return true;
-    atomic_store_explicit(&c->busy, 0, memory_order_release);
+    cache_idle(pool, c);
     return false;
 }
 
 /* Ends the owner's operation; true when the cache was armed meanwhile. */
 static inline bool cache_leave(const mempool *pool, struct cache *c)
 {
-    if (pool->cache_ordered) {
-        atomic_exchange_explicit(&c->busy, 0, memory_order_seq_cst);
-    } else {
-        atomic_store_explicit(&c->busy, 0, memory_order_release);
-        atomic_signal_fence(memory_order_seq_cst);
-    }
+    cache_idle(pool, c);
     return atomic_load_explicit(&c->steal, memory_order_seq_cst);
 }
 

@@ -110,6 +110,8 @@ static uint32_t cache_size_for(const mempool_config *c)
     /* Checked pools hand blocks out in FIFO order: no LIFO caches. */
     if (c->flags & (MEMPOOL_NO_CACHE | MEMPOOL_CHECKED))
         return 0;
+    if (!c->cache_size && c->capacity < 64)
+        return 0;
     size_t size = c->cache_size ? c->cache_size : c->capacity / 16;
     size_t limit = c->cache_size ? c->capacity / 4 : 256;
     if (size > limit)
@@ -274,9 +276,9 @@ mempool *mempool_create(const mempool_config *config)
     track_all_free(pool);
     pool->cache_size = cache_size_for(config);
 #if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
-    pool->cache_ordered = true;
+    atomic_init(&pool->cache_ordered, true);
 #else
-    pool->cache_ordered = !mempool__os_heavy_barrier_init();
+    atomic_init(&pool->cache_ordered, !mempool__os_heavy_barrier_init());
 #endif
     mempool__registry_add(pool);
     return pool;

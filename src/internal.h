@@ -89,7 +89,9 @@ struct mempool {
     uint64_t id;            /* never reused: identifies the pool to caches */
     uint32_t cache_slot;    /* index in the threads' cache tables */
     uint32_t cache_size;    /* blocks per thread cache; 0: no caching */
-    bool cache_ordered;     /* ordered atomics instead of the heavy barrier */
+    /* Ordered atomics instead of the heavy barrier: set at creation where
+     * the OS grants no barrier, and for good when one fails later (cache.h). */
+    _Atomic bool cache_ordered;
 
     /* The free list's head, alone on its line: every get and put CASes it. */
     alignas(CACHE_LINE) struct stack stack;

@@ -47,7 +47,17 @@ MEMPOOL_INTERNAL void mempool__os_wake(_Atomic uint32_t *word, int count);
  * not (old kernel, seccomp, or a backend without one), callers fall back to
  * ordered atomics. */
 MEMPOOL_INTERNAL bool mempool__os_heavy_barrier_init(void);
-MEMPOOL_INTERNAL void mempool__os_heavy_barrier(void);
+/* False when the barrier failed (nothing was ordered); from then on
+ * mempool__os_heavy_barrier_init says no, so new pools start ordered. */
+MEMPOOL_INTERNAL bool mempool__os_heavy_barrier(void);
+
+#ifdef MEMPOOL_FAULT_INJECTION
+/* Test builds only (posix.c): while mempool__fault_barrier is set, every
+ * heavy barrier fails, as one refused by a seccomp filter installed after
+ * registration would, and is counted. */
+extern _Atomic int mempool__fault_barrier;
+extern _Atomic long mempool__fault_barrier_failures;
+#endif
 
 /* Zero-filled memory aligned to `alignment` (a power of two), NULL on failure.
  * Large regions are reserved from the OS and committed by first touch. */

@@ -30,6 +30,16 @@ static size_t shared_free(const mempool *pool, size_t stacked)
            atomic_load_explicit(&pool->ring_length, memory_order_relaxed);
 }
 
+/* Samples the blocks out for the high-water mark. The terms of shared_free
+ * are read at different moments, so a block moving between them (a bulk
+ * waiter taking stacked blocks) can count twice: clamp instead of letting
+ * the subtraction wrap. */
+static void note_out(mempool *pool, size_t stacked)
+{
+    size_t free_now = shared_free(pool, stacked);
+    stats_note_out(pool, free_now < pool->capacity ? pool->capacity - free_now : 0);
+}
+
 /* The calling thread's per-pool state, attaching it on first use. */
 static struct cache *thread_state(mempool *pool)
 {
@@ -88,7 +98,7 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
         left = stack_depth(&pool->stack);
     }
     stats_add(pool, cache, STAT_MISSES, 1);
-    stats_note_out(pool, pool->capacity - shared_free(pool, left));
+    note_out(pool, left);
     handed_out(pool, block);
     return block;
 }
@@ -158,11 +168,16 @@ static uint32_t put_check(mempool *pool, const void *block)
 }
 
 /* Checked mode: the exact claim, the guard and checksum, then the locked
- * path that hands the block to a waiter or queues it in the FIFO. */
+ * path that hands the block to a waiter or queues it in the FIFO. Claims
+ * are made under the pool lock, so that a put_bulk that claims and then
+ * rolls back is one step to every other put: of two racing puts of one
+ * block exactly one wins. */
 static int put_checked(mempool *pool, void *block)
 {
     const char *what;
+    pthread_mutex_lock(&pool->lock);
     uint32_t index = mempool__checked_claim(pool, block, &what);
+    pthread_mutex_unlock(&pool->lock);
     if (index == STACK_NIL) {
         put_refused(pool, what, block);
         return EINVAL;
@@ -230,11 +245,14 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         return EINVAL;
     if (pool_closed(pool))
         return ECANCELED;
-    /* A bulk call that fits the thread's cache is served by it; a larger one
-     * is already a batch and goes to the shared stack with one CAS. */
+    /* A bulk call of up to one chunk that fits the thread's cache is served
+     * by it; a larger one is already a batch and goes to the shared stack
+     * with one CAS. Both bounds matter: the indices land in a chunk-sized
+     * buffer, and caches grow to 4096 blocks. */
     uint32_t indices[CHUNK];
     struct cache *cache = thread_state(pool);
-    bool hit = cache && n <= cache->size && mempool__cache_get_many(pool, cache, indices, n);
+    bool hit = cache && n <= CHUNK && n <= cache->size &&
+               mempool__cache_get_many(pool, cache, indices, n);
     int err = 0;
     bool taken = hit || (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
     if (taken && unlikely(pool_closed(pool))) {
@@ -255,8 +273,7 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         handed_out(pool, blocks[i]);
     if (!err && !hit) {
         stats_add(pool, cache, STAT_MISSES, n);
-        stats_note_out(pool,
-                                pool->capacity - shared_free(pool, stack_depth(&pool->stack)));
+        note_out(pool, stack_depth(&pool->stack));
     }
     return err;
 }
@@ -270,10 +287,12 @@ static void put_bulk_unmark(mempool *pool, void *const *blocks, size_t from, siz
 }
 
 /* Checked mode: claim every block exactly (undoing the claims if one is
- * refused), then seal each and give them back under the lock. */
+ * refused, all under the pool lock: see put_checked), then seal each and
+ * give them back under the lock. */
 static int put_bulk_checked(mempool *pool, void *const *blocks, size_t n)
 {
     const char *what;
+    pthread_mutex_lock(&pool->lock);
     for (size_t i = 0; i < n; i++) {
         if (mempool__checked_claim(pool, blocks[i], &what) != STACK_NIL)
             continue;
@@ -283,9 +302,11 @@ static int put_bulk_checked(mempool *pool, void *const *blocks, size_t n)
                 what = "repeated-in-array";
             mempool__checked_unclaim(pool, block_lookup(pool, blocks[j], &ignored));
         }
+        pthread_mutex_unlock(&pool->lock);
         put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
+    pthread_mutex_unlock(&pool->lock);
     for (size_t done = 0; done < n;) {
         uint32_t indices[CHUNK];
         size_t k = n - done < CHUNK ? n - done : CHUNK;

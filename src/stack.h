@@ -174,12 +174,25 @@ static inline size_t stack_pop_many(struct stack *s, uint32_t *out, size_t n, bo
             index = entry_next(atomic_load_explicit(stack_entry(s, index),
                                                     memory_order_relaxed));
         }
-        if (i == want && atomic_compare_exchange_weak_explicit(
-                             &s->head, &head, stack_head(index, head, STACK_TAG_ONE),
-                             memory_order_acquire, memory_order_acquire))
+        if (i < want) {
+            /* The chain ended before the depth said it would. With the head
+             * changed, the walk read stale entries: start again. With it
+             * unchanged, the entries themselves disagree with the depth
+             * (only a caller's unordered double put can do that): take the
+             * chain as it is rather than retry for ever. */
+            uint64_t again = atomic_load_explicit(&s->head, memory_order_acquire);
+            if (again != head) {
+                head = again;
+                continue;
+            }
+            if (exact || i == 0)
+                return 0;
+            want = i;
+        }
+        if (atomic_compare_exchange_weak_explicit(&s->head, &head,
+                                                  stack_head(index, head, STACK_TAG_ONE),
+                                                  memory_order_acquire, memory_order_acquire))
             return want;
-        if (i < want)
-            head = atomic_load_explicit(&s->head, memory_order_acquire);
     }
 }
 
@@ -189,7 +202,11 @@ static inline size_t stack_pop_many(struct stack *s, uint32_t *out, size_t n, bo
 static inline bool stack_push_many(struct stack *s, const uint32_t *blocks, size_t n,
                                    bool locked)
 {
-    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    /* Acquire, also on a failed CAS: the depth of the block below is read
+     * from its entry, which its pusher wrote before publishing it; only an
+     * acquire of the head orders that read after the publication (the
+     * address dependency that hardware honours is no promise of C11). */
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
     for (;;) {
         if ((head & STACK_WAIT) && !locked)
             return false;
@@ -203,8 +220,8 @@ static inline bool stack_push_many(struct stack *s, const uint32_t *blocks, size
         }
         if (atomic_compare_exchange_weak_explicit(&s->head, &head,
                                                   stack_head(blocks[0], head, 0),
-                                                  memory_order_release,
-                                                  memory_order_relaxed))
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
             return true;
     }
 }

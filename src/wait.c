@@ -134,11 +134,25 @@ size_t mempool_available(const mempool *pool)
     return n;
 }
 
+/* True when every block is back, at one instant. Only with the caches armed
+ * (a drain waits): no owner can then start an operation, and one still in
+ * an operation makes the answer no (it honours the steal request when it
+ * ends, under the lock, and checks again). So nothing moves between the
+ * stack and a cache while the terms are read; what can still change is
+ * blocks leaving (lock-free pops, lazy slots claimed), and a sum of terms
+ * that only shrink equals the capacity only if the pool was complete when
+ * the first was read. */
+static bool drain_complete_locked(const mempool *pool)
+{
+    return mempool__caches_idle_locked(pool) &&
+           mempool__available_locked(pool) == pool->capacity;
+}
+
 /* A drain sleeps until a put sees the pool complete; it is told by a bump of
  * drain_seq, so it returns 0 even if a get takes a block right after. */
-static void drain_check(mempool *pool, struct wakeups *wk)
+void mempool__drain_check(mempool *pool, struct wakeups *wk)
 {
-    if (pool->drainers && mempool__available_locked(pool) == pool->capacity) {
+    if (pool->drainers && drain_complete_locked(pool)) {
         atomic_fetch_add_explicit(&pool->drain_seq, 1, memory_order_release);
         wake_later(wk, &pool->drain_seq, 1 << 30);
     }
@@ -179,7 +193,7 @@ void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,
     }
     if (i < n) {
         free_locked(pool, indices + i, n - i);
-        drain_check(pool, wk);
+        mempool__drain_check(pool, wk);
     }
 }
 
@@ -207,7 +221,7 @@ static void return_slot_locked(mempool *pool, struct wakeups *wk)
     struct waiter *w = pool->first;
     if (!w) {
         atomic_fetch_add_explicit(&pool->unmade, 1, memory_order_relaxed);
-        drain_check(pool, wk);
+        mempool__drain_check(pool, wk);
         return;
     }
     queue_remove(pool, w);
@@ -396,7 +410,7 @@ void mempool_close(mempool *pool)
         mempool__os_wake(&w->state, 1);
         w = next;
     }
-    drain_check(pool, &wk);
+    mempool__drain_check(pool, &wk);
     mempool__wait_bit_update(pool);
     mempool__unlock_and_wake(pool, &wk);
 }
@@ -405,11 +419,6 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
 {
     if (!pool)
         return EINVAL;
-    if (mempool_available(pool) == pool->capacity)
-        return 0;
-    if (timeout_ns == 0)
-        return ETIMEDOUT;
-    int64_t deadline = deadline_after(timeout_ns);
     int err = 0;
     pthread_mutex_lock(&pool->lock);
     pool->drainers++;
@@ -417,8 +426,14 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
     uint32_t seq = atomic_load_explicit(&pool->drain_seq, memory_order_acquire);
     /* From here on every put, cached or not, takes the lock and checks for
      * completion (the caches are armed, past the heavy barrier); the check
-     * below covers the puts that landed before. */
-    if (mempool__available_locked(pool) != pool->capacity) {
+     * below covers the puts that landed before. There is no cheaper check
+     * before arming: without it, blocks moving between a cache and the
+     * stack can be counted twice. */
+    bool complete = drain_complete_locked(pool);
+    if (!complete && timeout_ns == 0) {
+        err = ETIMEDOUT;
+    } else if (!complete) {
+        int64_t deadline = deadline_after(timeout_ns);
         pthread_mutex_unlock(&pool->lock);
         while (atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq) {
             if (mempool__os_wait(&pool->drain_seq, seq, deadline) == ETIMEDOUT) {

@@ -28,7 +28,10 @@ MEMPOOL_INTERNAL size_t mempool__available_locked(const mempool *pool);
 /* Cache side (cache.c). */
 MEMPOOL_INTERNAL size_t mempool__caches_count_locked(const mempool *pool);
 MEMPOOL_INTERNAL void mempool__caches_arm(mempool *pool, bool on);
-MEMPOOL_INTERNAL void mempool__caches_barrier(const mempool *pool);
+/* True when no cache's owner may be inside an operation (caches armed). */
+MEMPOOL_INTERNAL bool mempool__caches_idle_locked(const mempool *pool);
+/* Wakes the drainers when the pool is complete. */
+MEMPOOL_INTERNAL void mempool__drain_check(mempool *pool, struct wakeups *wk);
 /* Takes the blocks of every cache whose owner is not mid-call and gives them
  * to waiters or the stack: how many moved. keep_armed leaves every cache
  * armed (for a get about to sleep); otherwise a reclaim that finds all

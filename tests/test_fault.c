@@ -20,12 +20,17 @@
  *     get), and nothing is stranded when it exits;
  *   - a lazy get whose `make` fails returns ENOMEM, takes nothing and gives
  *     its slot back; the next get makes the block;
- *   - destroy completes whatever fails inside it. */
+ *   - destroy completes whatever fails inside it;
+ *   - a heavy barrier that fails (mempool__fault_barrier) takes nothing from
+ *     another thread's cache, and the pool goes on with the ordered protocol:
+ *     the cache is taken once its owner has made a call. */
 #include <stdatomic.h>
 
 #include "check.h"
 
 extern _Atomic long mempool__fault_countdown;
+extern _Atomic int mempool__fault_barrier;
+extern _Atomic long mempool__fault_barrier_failures;
 
 enum { BLOCK_BYTES = 48, K_LIMIT = 10000 };
 
@@ -503,6 +508,63 @@ static void fault_destroy(void)
     points_total += points;
 }
 
+/* ---- a failing heavy barrier ---- */
+
+struct parked {
+    mempool *pool;
+    atomic_int stage; /* 1: 16 blocks cached; 2: make a call; 3: made; 4: exit */
+};
+
+static void *parked_main(void *arg)
+{
+    struct parked *p = arg;
+    void *b[16];
+    for (int i = 0; i < 16; i++)
+        REQUIRE((b[i] = mempool_get(p->pool)) != NULL);
+    for (int i = 16; i-- > 0;)
+        CHECK_EQ(mempool_put(p->pool, b[i]), 0);
+    atomic_store(&p->stage, 1);
+    while (atomic_load(&p->stage) != 2)
+        check_sleep_ns(1000000);
+    mempool_flush(p->pool); /* a call: it hands the cache over itself */
+    atomic_store(&p->stage, 3);
+    while (atomic_load(&p->stage) != 4)
+        check_sleep_ns(1000000);
+    return NULL;
+}
+
+static void fault_barrier(void)
+{
+    mempool_config cfg = { .capacity = 64, .block_size = BLOCK_BYTES, .cache_size = 16 };
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    struct parked p = { .pool = pool };
+    pthread_t t = check_thread(parked_main, &p);
+    while (atomic_load(&p.stage) != 1)
+        check_sleep_ns(1000000);
+    void *held[64];
+    size_t got = 0;
+    long failures = atomic_load(&mempool__fault_barrier_failures);
+    atomic_store(&mempool__fault_barrier, 1);
+    while (got < 64 && (held[got] = mempool_try_get(pool)))
+        got++;
+    bool failed = atomic_load(&mempool__fault_barrier_failures) > failures;
+    /* Backends and builds without the barrier are ordered from the start. */
+    CHECK_EQ(got, failed ? 48 : 64);
+    atomic_store(&p.stage, 2);
+    while (atomic_load(&p.stage) != 3)
+        check_sleep_ns(1000000);
+    while (got < 64 && (held[got] = mempool_try_get(pool)))
+        got++;
+    CHECK_EQ(got, 64);
+    CHECK_EQ(mempool_put_bulk(pool, held, got), 0);
+    atomic_store(&p.stage, 4);
+    pthread_join(t, NULL);
+    CHECK_EQ(mempool_drain(pool, 0), 0);
+    atomic_store(&mempool__fault_barrier, 0);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     /* A cached pool with blocks out, created before any fault, that every
@@ -531,6 +593,7 @@ int main(void)
         }
     fault_lazy_alloc();
     fault_destroy();
+    fault_barrier();
 
     for (int i = 0; i < 3; i++)
         CHECK_EQ(mempool_put(bystander.pool, bystander.held[i]), 0);

@@ -62,6 +62,8 @@ static void *os_map(size_t size, size_t alignment)
  * (and the countdown stops at 0), so tests can fail every allocation point
  * in turn. */
 _Atomic long mempool__fault_countdown;
+_Atomic int mempool__fault_barrier;
+_Atomic long mempool__fault_barrier_failures;
 
 static bool os_fault_now(void)
 {

@@ -84,6 +84,7 @@ bool mempool__os_heavy_barrier_init(void)
     return false;
 }
 
-void mempool__os_heavy_barrier(void)
+bool mempool__os_heavy_barrier(void)
 {
+    return false;
 }

@@ -46,7 +46,7 @@ void mempool__os_wake(_Atomic uint32_t *word, int count)
     errno = saved;
 }
 
-static bool membarrier_granted;
+static _Atomic bool membarrier_granted;
 static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
 
 static void membarrier_register(void)
@@ -64,9 +64,28 @@ bool mempool__os_heavy_barrier_init(void)
     return membarrier_granted;
 }
 
-void mempool__os_heavy_barrier(void)
+#ifdef MEMPOOL_FAULT_INJECTION
+static bool barrier_fault(void)
+{
+    if (!atomic_load(&mempool__fault_barrier))
+        return false;
+    atomic_fetch_add(&mempool__fault_barrier_failures, 1);
+    return true;
+}
+#else
+static bool barrier_fault(void)
+{
+    return false;
+}
+#endif
+
+bool mempool__os_heavy_barrier(void)
 {
     int saved = errno;
-    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    bool done = !barrier_fault() &&
+                syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
     errno = saved;
+    if (!done)
+        atomic_store(&membarrier_granted, false);
+    return done;
 }
