@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +98,36 @@ static inline mempool *check_arena_pool(size_t capacity, size_t block_size,
     mempool *pool = mempool_create(&cfg);
     REQUIRE(pool != NULL);
     return pool;
+}
+
+/* Gets n blocks and puts them back, hottest last: they stay free in the
+ * calling thread's cache (a pool with a cache of at least n blocks). */
+static inline void check_park_in_cache(mempool *pool, int n)
+{
+    void **blocks = calloc((size_t)n, sizeof *blocks);
+    REQUIRE(blocks != NULL);
+    for (int i = 0; i < n; i++)
+        REQUIRE((blocks[i] = mempool_get(pool)) != NULL);
+    for (int i = n; i-- > 0;)
+        CHECK_EQ(mempool_put(pool, blocks[i]), 0);
+    free(blocks);
+}
+
+/* Sleeps in 1 ms steps until *word == value: the hand-shake of tests that
+ * step two threads through a scenario. */
+static inline void check_await(atomic_int *word, int value)
+{
+    while (atomic_load(word) != value)
+        check_sleep_ns(1000000);
+}
+
+/* Takes blocks with try_get into blocks[have..max) until none is left: the
+ * new count. */
+static inline size_t check_take_free(mempool *pool, void **blocks, size_t have, size_t max)
+{
+    while (have < max && (blocks[have] = mempool_try_get(pool)) != NULL)
+        have++;
+    return have;
 }
 
 /* Takes every block of the pool with try_get, so that a lost block fails the

@@ -518,18 +518,12 @@ struct parked {
 static void *parked_main(void *arg)
 {
     struct parked *p = arg;
-    void *b[16];
-    for (int i = 0; i < 16; i++)
-        REQUIRE((b[i] = mempool_get(p->pool)) != NULL);
-    for (int i = 16; i-- > 0;)
-        CHECK_EQ(mempool_put(p->pool, b[i]), 0);
+    check_park_in_cache(p->pool, 16);
     atomic_store(&p->stage, 1);
-    while (atomic_load(&p->stage) != 2)
-        check_sleep_ns(1000000);
+    check_await(&p->stage, 2);
     mempool_flush(p->pool); /* a call: it hands the cache over itself */
     atomic_store(&p->stage, 3);
-    while (atomic_load(&p->stage) != 4)
-        check_sleep_ns(1000000);
+    check_await(&p->stage, 4);
     return NULL;
 }
 
@@ -540,22 +534,17 @@ static void fault_barrier(void)
     REQUIRE(pool != NULL);
     struct parked p = { .pool = pool };
     pthread_t t = check_thread(parked_main, &p);
-    while (atomic_load(&p.stage) != 1)
-        check_sleep_ns(1000000);
+    check_await(&p.stage, 1);
     void *held[64];
-    size_t got = 0;
     long failures = atomic_load(&mempool__fault_barrier_failures);
     atomic_store(&mempool__fault_barrier, 1);
-    while (got < 64 && (held[got] = mempool_try_get(pool)))
-        got++;
+    size_t got = check_take_free(pool, held, 0, 64);
     bool failed = atomic_load(&mempool__fault_barrier_failures) > failures;
     /* Backends and builds without the barrier are ordered from the start. */
     CHECK_EQ(got, failed ? 48 : 64);
     atomic_store(&p.stage, 2);
-    while (atomic_load(&p.stage) != 3)
-        check_sleep_ns(1000000);
-    while (got < 64 && (held[got] = mempool_try_get(pool)))
-        got++;
+    check_await(&p.stage, 3);
+    got = check_take_free(pool, held, got, 64);
     CHECK_EQ(got, 64);
     CHECK_EQ(mempool_put_bulk(pool, held, got), 0);
     atomic_store(&p.stage, 4);

@@ -22,30 +22,16 @@ struct idler {
 static void *idler_main(void *arg)
 {
     struct idler *t = arg;
-    void *blocks[CACHE];
-    for (int i = 0; i < CACHE; i++)
-        REQUIRE((blocks[i] = mempool_get(t->pool)) != NULL);
-    for (int i = CACHE; i-- > 0;)
-        CHECK_EQ(mempool_put(t->pool, blocks[i]), 0);
+    check_park_in_cache(t->pool, CACHE);
     atomic_store(&t->stage, 1);
-    while (atomic_load(&t->stage) != 2)
-        check_sleep_ns(1000000);
+    check_await(&t->stage, 2);
     /* A try: a cache emptied by the other thread has nothing to give. */
     void *b = mempool_try_get(t->pool);
     if (b)
         CHECK_EQ(mempool_put(t->pool, b), 0);
     atomic_store(&t->stage, 3);
-    while (atomic_load(&t->stage) != 4)
-        check_sleep_ns(1000000);
+    check_await(&t->stage, 4);
     return NULL;
-}
-
-/* Takes blocks with try_get until none is left: how many. */
-static size_t take_all(mempool *pool, void **blocks, size_t have)
-{
-    while (have < CAPACITY && (blocks[have] = mempool_try_get(pool)) != NULL)
-        have++;
-    return have;
 }
 
 static void idle_cache_after_failure(void)
@@ -55,12 +41,11 @@ static void idle_cache_after_failure(void)
     REQUIRE(pool != NULL);
     struct idler t = { .pool = pool };
     pthread_t th = check_thread(idler_main, &t);
-    while (atomic_load(&t.stage) != 1)
-        check_sleep_ns(1000000);
+    check_await(&t.stage, 1);
     void *blocks[CAPACITY];
     long before = atomic_load(&spy_barriers);
     atomic_store(&spy_fail_barriers, 1);
-    size_t got = take_all(pool, blocks, 0);
+    size_t got = check_take_free(pool, blocks, 0, CAPACITY);
     bool fenced = atomic_load(&spy_barriers) > before;
     printf("barrier %s: took %zu of %d blocks with %d parked in an idle cache\n",
            fenced ? "attempted and failed" : "not used (ordered protocol)", got, CAPACITY, CACHE);
@@ -71,9 +56,8 @@ static void idle_cache_after_failure(void)
     /* Once the owner has made a call under the ordered protocol, its cache
      * can be taken safely. */
     atomic_store(&t.stage, 2);
-    while (atomic_load(&t.stage) != 3)
-        check_sleep_ns(1000000);
-    got = take_all(pool, blocks, got);
+    check_await(&t.stage, 3);
+    got = check_take_free(pool, blocks, got, CAPACITY);
     CHECK_EQ(got, CAPACITY);
     CHECK_EQ(mempool_put_bulk(pool, blocks, got), 0);
     atomic_store(&t.stage, 4);

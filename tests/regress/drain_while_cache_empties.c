@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "check.h"
+#include "waiter.h"
 
 #define CAPACITY 64
 #define CACHE 16
@@ -29,14 +30,9 @@ struct cacher {
 static void *cacher_main(void *arg)
 {
     struct cacher *c = arg;
-    void *blocks[CACHE];
-    for (int i = 0; i < CACHE; i++)
-        REQUIRE((blocks[i] = mempool_get(c->pool)) != NULL);
-    for (int i = CACHE; i-- > 0;)
-        CHECK_EQ(mempool_put(c->pool, blocks[i]), 0);
+    check_park_in_cache(c->pool, CACHE);
     atomic_store(&c->stage, 1);
-    while (atomic_load(&c->stage) != 2)
-        check_sleep_ns(1000000);
+    check_await(&c->stage, 2);
     if (c->end == END_FLUSH) {
         mempool_flush(c->pool);
     } else if (c->end == END_HONOUR) {
@@ -50,20 +46,6 @@ static void *cacher_main(void *arg)
     return NULL;
 }
 
-struct drainer {
-    mempool *pool;
-    atomic_int done;
-    int rc;
-};
-
-static void *drainer_main(void *arg)
-{
-    struct drainer *d = arg;
-    d->rc = mempool_drain(d->pool, 5000000000);
-    atomic_store(&d->done, 1);
-    return NULL;
-}
-
 static void shutdown_scenario(enum cacher_end end)
 {
     mempool_config cfg = { .capacity = CAPACITY, .block_size = 32, .cache_size = CACHE };
@@ -71,32 +53,29 @@ static void shutdown_scenario(enum cacher_end end)
     REQUIRE(pool != NULL);
     struct cacher c = { .pool = pool, .end = end };
     pthread_t ct = check_thread(cacher_main, &c);
-    while (atomic_load(&c.stage) != 1)
-        check_sleep_ns(1000000);
+    check_await(&c.stage, 1);
     /* The main thread holds HELD blocks out; the rest of its refill stays
      * free in its own cache. */
     void *held[HELD];
     for (int i = 0; i < HELD; i++)
         REQUIRE((held[i] = mempool_get(pool)) != NULL);
-    struct drainer d = { .pool = pool };
-    pthread_t dt = check_thread(drainer_main, &d);
-    check_sleep_ns(50000000); /* the drain is waiting now */
-    CHECK(!atomic_load(&d.done));
+    struct waiter d = { .pool = pool, .call = WAITER_DRAIN, .timeout_ns = 30000000000 };
+    waiter_start(&d);
+    REQUIRE(waiter_wait_asleep(&d));
     atomic_store(&c.stage, 2);
-    while (atomic_load(&c.stage) != 3)
-        check_sleep_ns(1000000);
+    check_await(&c.stage, 3);
     if (end == END_EXIT)
         pthread_join(ct, NULL);
     check_sleep_ns(100000000);
-    if (atomic_load(&d.done)) {
-        fprintf(stderr, "scenario %d: drain returned %d with %d blocks out\n", (int)end, d.rc,
+    if (waiter_done(&d)) {
+        fprintf(stderr, "scenario %d: drain returned %d with %d blocks out\n", (int)end, d.err,
                 HELD);
         check_failures++;
     }
     for (int i = 0; i < HELD; i++)
         CHECK_EQ(mempool_put(pool, held[i]), 0);
-    pthread_join(dt, NULL);
-    CHECK_EQ(d.rc, 0);
+    waiter_join(&d);
+    CHECK_EQ(d.err, 0);
     if (end != END_EXIT)
         pthread_join(ct, NULL);
     CHECK_EQ(mempool_available(pool), CAPACITY);
