@@ -25,7 +25,8 @@ struct options {
     size_t block_size;
     bool pin;
     bool child;              /* print records for a parent process, no table */
-    bool list;               /* print the implementation names and stop */
+    bool list;               /* print the implementations and stop */
+    bool quiet;              /* no progress on stderr */
     bool callgrind;
     const char *csv, *json, *plot; /* output files; "-" is stdout */
 };
@@ -42,14 +43,14 @@ struct params {
 
 /* One repetition's figures. */
 struct sample {
-    double value;            /* ns per block, or µs of wake-up latency */
+    double value;            /* in the scenario's unit */
     double extra[2];
 };
 
 struct scenario {
     const char *name;
     const char *description;
-    const char *unit;
+    const char *unit;        /* what the value measures: the column heading */
     const char *extra_label[2]; /* NULL: no such column */
     size_t capacity;         /* pool capacity for this scenario */
     bool single_thread;      /* measured under callgrind */
@@ -84,13 +85,24 @@ struct results {
     const char *unit;        /* replaces every scenario's unit when set */
 };
 
+/* Every implementation this build knows of: linked into this program, run
+ * in a helper process, or missing because its library was not found. */
+struct catalog_entry {
+    char name[BENCH_NAME_SIZE];
+    char helper[BENCH_NAME_SIZE]; /* "" when linked in */
+    char package[64];             /* missing: the Debian package that brings it */
+    bool available;
+};
+
 /* registry.c */
 size_t bench_impl_count(void);
 const struct bench_impl *bench_impl_at(size_t i);
 bool bench_listed(const char *list, const char *name);
+int bench_impl_order(const char *x, const char *y);
 
 /* options.c */
 int bench_parse(int argc, char **argv, struct options *o);
+int bench_validate(const struct options *o, const struct catalog_entry *catalog, size_t count);
 void bench_usage(FILE *to);
 
 /* scenarios.c */
@@ -125,7 +137,7 @@ void results_line(struct results *r, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 void results_free(struct results *r);
 void results_emit(const struct results *r, FILE *to);   /* records for a parent */
-int results_absorb(struct results *r, FILE *from);      /* records from a child */
+int results_absorb(struct results *r, FILE *from, bool progress); /* records from a child */
 const struct scenario *bench_scenario_of(const char *label);
 
 /* report.c */
@@ -136,12 +148,19 @@ int report_plot(const struct results *r, const char *path);
 void report_system(struct results *r);
 
 /* helpers.c */
+size_t bench_catalog(struct catalog_entry *out, size_t max);
 void helpers_run(const struct options *o, struct results *r);
-void helpers_callgrind(const struct options *o, struct results *r);
+void helpers_callgrind(const struct options *o, const struct catalog_entry *catalog,
+                       size_t count, struct results *r);
 const char *bench_self_dir(void);
 
-/* progress */
-void bench_progress(const char *format, ...) __attribute__((format(printf, 1, 2)));
-void bench_progress_done(void);
+/* progress.c: runs_per_case is warm-ups plus repetitions */
+void progress_init(const struct options *o, const struct bench_case *cases, size_t case_count,
+                   size_t impl_count, unsigned runs_per_case);
+void progress_step(const char *label, const char *impl, unsigned k, unsigned n, bool warmup,
+                   double seconds);
+void progress_skip(const char *label, const char *impl, unsigned runs);
+bool progress_record(const char *line);
+void progress_end(void);
 
 #endif

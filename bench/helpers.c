@@ -2,8 +2,13 @@
 /* The helper processes: allocators that replace malloc, and DPDK whose EAL
  * pins threads, each run in a process of their own (mempool-bench-NAME next
  * to the driver) with the driver's options; their records are merged into
- * the driver's results. --callgrind runs every process the same way under
- * valgrind. */
+ * the driver's results. The catalog lists every implementation the build
+ * knows of, helpers' and missing ones included. --callgrind runs every
+ * process the same way under valgrind.
+ *
+ * BENCH_HELPERS is "NAME NAME ..."; BENCH_MISSING is "IMPL,IMPL=PACKAGE ...",
+ * the implementations whose library was not found and the package that
+ * brings it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +39,7 @@ const char *bench_self_dir(void)
 }
 
 /* Runs argv, absorbing its records into r; its exit status, or -1. */
-static int run_process(char *const argv[], struct results *r)
+static int run_process(char *const argv[], struct results *r, bool progress)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -49,7 +54,7 @@ static int run_process(char *const argv[], struct results *r)
     }
     close(fds[1]);
     FILE *from = fdopen(fds[0], "r");
-    int bad = from ? results_absorb(r, from) : -1;
+    int bad = from ? results_absorb(r, from, progress) : -1;
     if (from)
         fclose(from);
     int status;
@@ -90,6 +95,8 @@ static void child_args(const struct options *o, char **argv, size_t first, char 
         argv[n++] = "--impl", argv[n++] = (char *)o->impls;
     if (o->pin)
         argv[n++] = "--pin";
+    if (o->quiet)
+        argv[n++] = "--quiet";
     argv[n] = NULL;
 }
 
@@ -120,25 +127,15 @@ static void run_helper(const char *name, void *arg)
     char *argv[32] = {exe};
     snprintf(exe, sizeof exe, "%s/mempool-bench-%s", bench_self_dir(), name);
     child_args(run->o, argv, 1, numbers, threads, sizeof threads);
-    int status = run_process(argv, run->r);
+    int status = run_process(argv, run->r, true);
     if (status != 0)
         results_line(run->r, "skip %s: its helper process failed (status %d)", name, status);
-}
-
-static void report_missing(const char *entry, void *arg)
-{
-    struct helper_run *run = arg;
-    const char *equals = strchr(entry, '=');
-    if (equals)
-        results_line(run->r, "skip %.*s: not found when built (apt-get install %s)",
-                     (int)(equals - entry), entry, equals + 1);
 }
 
 void helpers_run(const struct options *o, struct results *r)
 {
     struct helper_run run = {o, r};
     for_each_word(BENCH_HELPERS, run_helper, &run);
-    for_each_word(BENCH_MISSING, report_missing, &run);
 }
 
 /* The "totals:" (or "summary:") count of a callgrind output file, 0: none. */
@@ -155,7 +152,7 @@ static double callgrind_total(const char *path)
     return total;
 }
 
-/* One implementation and case under callgrind: adds an Ir/block row. */
+/* One implementation and case under callgrind: adds an Ir/get+put row. */
 static void callgrind_case(const char *exe, const char *impl, const char *label,
                            const struct options *o, struct results *r)
 {
@@ -169,12 +166,14 @@ static void callgrind_case(const char *exe, const char *impl, const char *label,
     one.repetitions = 1;
     one.warmups = 1;
     one.pin = false;
+    one.quiet = true;
     char *argv[40] = {"valgrind", "-q", "--tool=callgrind", "--toggle-collect=loop_*", file_arg,
                       (char *)exe};
     child_args(&one, argv, 6, numbers, threads, sizeof threads);
     struct results timed = {0};
-    bench_progress("callgrind: %s %s", impl, label);
-    int status = run_process(argv, &timed);
+    uint64_t start = bench_now_ns();
+    int status = run_process(argv, &timed, false);
+    progress_step(label, impl, 1, 1, false, (double)(bench_now_ns() - start) / 1e9);
     double total = callgrind_total(out);
     remove(out);
     if (status != 0 || timed.count != 1 || (!timed.rows[0].na && total <= 0)) {
@@ -188,63 +187,95 @@ static void callgrind_case(const char *exe, const char *impl, const char *label,
     results_free(&timed);
 }
 
-struct callgrind_run {
-    const struct options *o;
-    struct results *r;
-    const char *exe;
-    const struct bench_case *cases;
-    size_t case_count;
+struct catalog_build {
+    struct catalog_entry *out;
+    size_t count, max;
 };
 
-static void callgrind_impl(const char *impl, void *arg)
+static void catalog_add(struct catalog_build *b, const char *name, const char *helper,
+                        const char *package, bool available)
 {
-    struct callgrind_run *run = arg;
-    if (!bench_listed(run->o->impls, impl))
+    if (b->count == b->max)
         return;
-    for (size_t i = 0; i < run->case_count; i++)
-        if (run->cases[i].scenario->single_thread)
-            callgrind_case(run->exe, impl, run->cases[i].label, run->o, run->r);
+    struct catalog_entry *e = &b->out[b->count++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    snprintf(e->helper, sizeof e->helper, "%s", helper);
+    snprintf(e->package, sizeof e->package, "%s", package);
+    e->available = available;
 }
 
-/* The implementation names of one executable, space-separated, from --list. */
-static void list_impls(const char *exe, char *out, size_t size)
+/* A helper's implementations, from its --child --list; the helper's own
+ * name, unavailable, when it does not answer. */
+static void catalog_helper(const char *name, void *arg)
 {
-    char command[4400];
-    snprintf(command, sizeof command, "'%s' --list", exe);
-    out[0] = '\0';
+    struct catalog_build *b = arg;
+    char command[4400], line[BENCH_NAME_SIZE];
+    snprintf(command, sizeof command, "'%s/mempool-bench-%s' --child --list 2>/dev/null",
+             bench_self_dir(), name);
+    size_t before = b->count;
     FILE *from = popen(command, "r");
-    char line[64];
     while (from && fgets(line, sizeof line, from)) {
         line[strcspn(line, "\n")] = '\0';
-        snprintf(out + strlen(out), size - strlen(out), "%s ", line);
+        if (line[0])
+            catalog_add(b, line, name, "", true);
     }
-    if (from)
-        pclose(from);
+    if (from && pclose(from) != 0)
+        b->count = before;
+    if (b->count == before)
+        catalog_add(b, name, name, "", false);
 }
 
-static void callgrind_exe(const char *name, void *arg)
+static void catalog_missing(const char *entry, void *arg)
 {
-    struct callgrind_run *run = arg;
-    char exe[4200], impls[512];
-    if (strcmp(name, "self") == 0)
-        snprintf(exe, sizeof exe, "%s/mempool-bench", bench_self_dir());
-    else
-        snprintf(exe, sizeof exe, "%s/mempool-bench-%s", bench_self_dir(), name);
-    run->exe = exe;
-    list_impls(exe, impls, sizeof impls);
-    for_each_word(impls, callgrind_impl, run);
+    struct catalog_build *b = arg;
+    const char *equals = strchr(entry, '=');
+    char name[BENCH_NAME_SIZE];
+    for (const char *p = entry; equals && p < equals;) {
+        size_t length = strcspn(p, ",=");
+        if (length && length < sizeof name) {
+            memcpy(name, p, length);
+            name[length] = '\0';
+            catalog_add(b, name, "", equals + 1, false);
+        }
+        p += length + (p[length] == ',');
+    }
 }
 
-void helpers_callgrind(const struct options *o, struct results *r)
+static int catalog_order(const void *a, const void *b)
 {
-    struct bench_case cases[64];
-    size_t case_count = bench_cases(o, cases, 64);
-    struct callgrind_run run = {o, r, NULL, cases, case_count};
+    return bench_impl_order(((const struct catalog_entry *)a)->name,
+                            ((const struct catalog_entry *)b)->name);
+}
+
+size_t bench_catalog(struct catalog_entry *out, size_t max)
+{
+    struct catalog_build b = {out, 0, max};
+    for (size_t i = 0; i < bench_impl_count(); i++)
+        catalog_add(&b, bench_impl_at(i)->name, "", "", true);
+    for_each_word(BENCH_HELPERS, catalog_helper, &b);
+    for_each_word(BENCH_MISSING, catalog_missing, &b);
+    qsort(out, b.count, sizeof *out, catalog_order);
+    return b.count;
+}
+
+void helpers_callgrind(const struct options *o, const struct catalog_entry *catalog,
+                       size_t count, struct results *r)
+{
     if (system("valgrind --version >/dev/null 2>&1") != 0) {
         results_line(r, "skip callgrind: valgrind not found (apt-get install valgrind)");
         return;
     }
-    callgrind_exe("self", &run);
-    for_each_word(BENCH_HELPERS, callgrind_exe, &run);
-    for_each_word(BENCH_MISSING, report_missing, &(struct helper_run){o, r});
+    struct bench_case cases[64];
+    size_t case_count = bench_cases(o, cases, 64);
+    for (size_t k = 0; k < count; k++) {
+        const struct catalog_entry *e = &catalog[k];
+        if (!e->available || !bench_listed(o->impls, e->name))
+            continue;
+        char exe[4200];
+        snprintf(exe, sizeof exe, "%s/mempool-bench%s%s", bench_self_dir(),
+                 e->helper[0] ? "-" : "", e->helper);
+        for (size_t i = 0; i < case_count; i++)
+            if (cases[i].scenario->single_thread)
+                callgrind_case(exe, e->name, cases[i].label, o, r);
+    }
 }

@@ -4,34 +4,12 @@
  * The driver runs the implementations linked into it, then each helper
  * process (same program, other adapters), and prints one merged table. With
  * --child it is a helper: it prints records for its parent instead. */
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
+#include <string.h>
 
 #include "bench.h"
 
-static bool progress_shown;
-
-/* One status line on stderr, rewritten in place on a terminal. */
-void bench_progress(const char *format, ...)
-{
-    if (!isatty(STDERR_FILENO))
-        return;
-    va_list args;
-    va_start(args, format);
-    fprintf(stderr, "\r\033[K[mempool-bench] ");
-    vfprintf(stderr, format, args);
-    va_end(args);
-    progress_shown = true;
-}
-
-void bench_progress_done(void)
-{
-    if (progress_shown)
-        fprintf(stderr, "\r\033[K");
-    progress_shown = false;
-}
+#define MAX_CATALOG 64
 
 static void run_linked(const struct options *o, struct results *r)
 {
@@ -39,12 +17,41 @@ static void run_linked(const struct options *o, struct results *r)
     size_t case_count = bench_cases(o, cases, 64);
     for (size_t i = 0; i < bench_impl_count(); i++) {
         const struct bench_impl *impl = bench_impl_at(i);
-        if (bench_listed(o->impls, impl->name)) {
-            if (!o->child && !isatty(STDERR_FILENO))
-                fprintf(stderr, "[mempool-bench] %s\n", impl->name);
+        if (bench_listed(o->impls, impl->name))
             bench_run_impl(impl, o, cases, case_count, r);
-        }
     }
+}
+
+/* --list: every implementation, whether it can run, and where. */
+static void print_catalog(const struct catalog_entry *catalog, size_t count)
+{
+    printf("%-16s %-9s %s\n", "implementation", "available", "runs in / how to get it");
+    for (size_t i = 0; i < count; i++) {
+        const struct catalog_entry *e = &catalog[i];
+        char where[160];
+        if (e->available && e->helper[0])
+            snprintf(where, sizeof where, "helper process mempool-bench-%s", e->helper);
+        else if (e->available)
+            snprintf(where, sizeof where, "mempool-bench itself");
+        else if (e->package[0])
+            snprintf(where, sizeof where, "not found when built: apt-get install %s, then rebuild",
+                     e->package);
+        else
+            snprintf(where, sizeof where, "helper mempool-bench-%s did not run", e->helper);
+        printf("%-16s %-9s %s\n", e->name, e->available ? "yes" : "no", where);
+    }
+}
+
+/* A skipped line for each selected implementation whose library was not
+ * found when the benchmark was built. */
+static void report_missing(const struct options *o, const struct catalog_entry *catalog,
+                           size_t count, struct results *r)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!catalog[i].available && catalog[i].package[0] &&
+            bench_listed(o->impls, catalog[i].name))
+            results_line(r, "skip %s: not found when built (apt-get install %s, then rebuild)",
+                         catalog[i].name, catalog[i].package);
 }
 
 static int write_outputs(const struct options *o, const struct results *r)
@@ -59,40 +66,69 @@ static int write_outputs(const struct options *o, const struct results *r)
     return failed ? 1 : 0;
 }
 
+/* Progress counts the selected implementations that can run, over the
+ * cases they will run (callgrind: the single-thread ones, once each). */
+static void start_progress(const struct options *o, const struct catalog_entry *catalog,
+                           size_t count)
+{
+    struct bench_case cases[64];
+    size_t case_count = bench_cases(o, cases, 64), kept = 0, impls = 0;
+    for (size_t i = 0; i < case_count; i++)
+        if (!o->callgrind || cases[i].scenario->single_thread)
+            cases[kept++] = cases[i];
+    for (size_t i = 0; i < count; i++)
+        impls += catalog[i].available && bench_listed(o->impls, catalog[i].name);
+    progress_init(o, cases, kept, impls, o->callgrind ? 1 : o->warmups + o->repetitions);
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
     if (bench_parse(argc, argv, &o) != 0)
         return 2;
-    if (o.list) {
-        for (size_t i = 0; i < bench_impl_count(); i++)
-            printf("%s\n", bench_impl_at(i)->name);
-        return 0;
-    }
-    if (o.pin)
-        bench_pin(0);
-    struct results r = {0};
     if (o.child) {
+        if (o.list) {
+            for (size_t i = 0; i < bench_impl_count(); i++)
+                printf("%s\n", bench_impl_at(i)->name);
+            return 0;
+        }
+        progress_init(&o, NULL, 0, 0, 0);
+        if (o.pin)
+            bench_pin(0);
+        struct results r = {0};
         run_linked(&o, &r);
         results_emit(&r, stdout);
         results_free(&r);
         return 0;
     }
+    struct catalog_entry catalog[MAX_CATALOG];
+    size_t count = bench_catalog(catalog, MAX_CATALOG);
+    if (o.list) {
+        print_catalog(catalog, count);
+        return 0;
+    }
+    if (bench_validate(&o, catalog, count) != 0)
+        return 2;
+    if (o.pin)
+        bench_pin(0);
+    start_progress(&o, catalog, count);
+    struct results r = {0};
     report_system(&r);
     if (!o.callgrind)
         results_line(&r, "system block size: %zu bytes; %zu blocks per repetition, %u "
                          "repetitions after %u warm-up%s", o.block_size, o.iterations,
                      o.repetitions, o.warmups, o.pin ? "; threads pinned" : "; threads not pinned");
-    const char *title = "mempool-bench: time per block (get+put), lower is better";
+    const char *title = "mempool-bench: time per operation, lower is better (Mpairs/s: higher)";
     if (o.callgrind) {
-        helpers_callgrind(&o, &r);
-        title = "mempool-bench --callgrind: instructions per block (get+put), lower is better";
-        r.unit = "Ir/block";
+        helpers_callgrind(&o, catalog, count, &r);
+        title = "mempool-bench --callgrind: instructions per get+put, lower is better";
+        r.unit = "Ir/get+put";
     } else {
         run_linked(&o, &r);
         helpers_run(&o, &r);
     }
-    bench_progress_done();
+    report_missing(&o, catalog, count, &r);
+    progress_end();
     report_table(&r, stdout, title);
     int status = write_outputs(&o, &r);
     results_free(&r);

@@ -7,19 +7,23 @@
 
 #include "bench.h"
 
+/* How long the quick preset takes with every peer installed, measured on
+ * two cores; --duration scales the counts from it. */
+#define QUICK_SECONDS 30
+
 void bench_usage(FILE *to)
 {
     fprintf(to,
             "usage: mempool-bench [options]\n"
-            "  --quick             the default: whole run in about a minute\n"
+            "  --quick             the default: the whole run takes about %d s on two cores\n"
+            "                      with every peer installed\n"
             "  --smoke             a few thousand operations per scenario (seconds)\n"
             "  --scenario LIST     pair,burst,parallel,pipeline,oversubscribed,handoff,bulk\n"
             "                      or cases such as burst/32, parallel/4\n"
             "  --impl LIST         implementations (--list shows them)\n"
             "  --threads LIST      thread counts for parallel (default 1,2,4.. 2 x CPUs)\n"
             "  --duration S        scale the counts so the whole run takes about S seconds\n"
-            "                      (the quick preset takes about 30 s; counts stay equal\n"
-            "                      for every implementation)\n"
+            "                      (counts stay equal for every implementation)\n"
             "  --iterations N      blocks per repetition, the same for all implementations\n"
             "  --handoffs N        hand-offs per repetition in handoff\n"
             "  --repetitions N     measured repetitions (median, min, max)\n"
@@ -28,11 +32,15 @@ void bench_usage(FILE *to)
             "  --pin               pin thread i to CPU i mod CPUs\n"
             "  --csv FILE          also write CSV (- for stdout)\n"
             "  --json FILE         also write JSON (- for stdout)\n"
-            "  --plot FILE         SVG of parallel: throughput against threads\n"
+            "  --plot FILE         SVG with one panel per scenario\n"
             "  --callgrind         instructions per operation of the single-thread\n"
             "                      scenarios, under valgrind --tool=callgrind\n"
-            "  --list              print the implementations and exit\n"
-            "  --help              print this and exit\n");
+            "  --quiet             no progress on stderr\n"
+            "  --list              print every implementation, whether it is available\n"
+            "                      and the package that brings it, and exit\n"
+            "  --help              print this and exit\n"
+            "An unknown option, implementation or scenario exits with status 2.\n",
+            QUICK_SECONDS);
 }
 
 static int number(const char *text, size_t *out)
@@ -95,6 +103,8 @@ int bench_parse(int argc, char **argv, struct options *o)
             o->child = true, takes_value = false;
         else if (!strcmp(a, "--list"))
             o->list = true, takes_value = false;
+        else if (!strcmp(a, "--quiet"))
+            o->quiet = true, takes_value = false;
         else if (!strcmp(a, "--callgrind"))
             o->callgrind = true, takes_value = false;
         else if (!v)
@@ -114,10 +124,10 @@ int bench_parse(int argc, char **argv, struct options *o)
         else if ((bad = number(v, &n)) != 0)
             ;
         else if (!strcmp(a, "--duration")) {
-            /* Relative to the quick preset, which takes about 30 s on two
-             * cores: the same counts for everyone, just more of them. */
-            o->iterations = n * 1000000 / 30;
-            o->handoffs = n * 2000 / 30 ? n * 2000 / 30 : 1;
+            /* Relative to the quick preset: the same counts for everyone,
+             * just more or fewer of them. */
+            o->iterations = n * 1000000 / QUICK_SECONDS ? n * 1000000 / QUICK_SECONDS : 1;
+            o->handoffs = n * 2000 / QUICK_SECONDS ? n * 2000 / QUICK_SECONDS : 1;
         } else if (!strcmp(a, "--iterations"))
             o->iterations = n;
         else if (!strcmp(a, "--handoffs"))
@@ -138,5 +148,61 @@ int bench_parse(int argc, char **argv, struct options *o)
         }
         i += takes_value;
     }
+    return 0;
+}
+
+/* Each comma-separated item of `list` must be one of `names`: 0, or -1
+ * after naming the item and every valid choice. */
+static int check_list(const char *list, const char *what, const char *const *names,
+                      size_t count)
+{
+    for (const char *item = list; item;) {
+        size_t length = strcspn(item, ",");
+        bool known = false;
+        for (size_t i = 0; i < count && !known; i++)
+            known = strlen(names[i]) == length && strncmp(names[i], item, length) == 0;
+        if (!known) {
+            fprintf(stderr, "mempool-bench: unknown %s: '%.*s'; choose from:", what,
+                    (int)length, item);
+            for (size_t i = 0; i < count; i++)
+                fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+            fputc('\n', stderr);
+            return -1;
+        }
+        item = item[length] ? item + length + 1 : NULL;
+    }
+    return 0;
+}
+
+static bool already(const char *const *names, size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* --impl against the catalog, --scenario against the scenarios and their
+ * cases: 0, or -1 after saying what is wrong. */
+int bench_validate(const struct options *o, const struct catalog_entry *catalog, size_t count)
+{
+    const char *names[96];
+    size_t n = 0;
+    for (size_t i = 0; i < count && n < 96; i++)
+        names[n++] = catalog[i].name;
+    if (o->impls && check_list(o->impls, "implementation", names, n))
+        return -1;
+    struct options all = *o;
+    all.scenarios = NULL;
+    struct bench_case cases[64];
+    size_t case_count = bench_cases(&all, cases, 64);
+    n = 0;
+    for (size_t i = 0; i < bench_scenario_count; i++)
+        names[n++] = bench_scenarios[i].name;
+    for (size_t i = 0; i < case_count && n < 96; i++)
+        if (!already(names, n, cases[i].label))
+            names[n++] = cases[i].label;
+    if (o->scenarios && check_list(o->scenarios, "scenario", names, n))
+        return -1;
     return 0;
 }

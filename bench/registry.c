@@ -10,15 +10,19 @@ static size_t impl_count;
 
 /* The library's own rows come first, then the others by name, whatever the
  * link order. */
-static int impl_order(const void *a, const void *b)
+int bench_impl_order(const char *x, const char *y)
 {
-    const struct bench_impl *x = *(const struct bench_impl *const *)a;
-    const struct bench_impl *y = *(const struct bench_impl *const *)b;
-    int x_ours = strncmp(x->name, "mempool", 7) == 0;
-    int y_ours = strncmp(y->name, "mempool", 7) == 0;
+    int x_ours = strncmp(x, "mempool", 7) == 0;
+    int y_ours = strncmp(y, "mempool", 7) == 0;
     if (x_ours != y_ours)
         return y_ours - x_ours;
-    return strcmp(x->name, y->name);
+    return strcmp(x, y);
+}
+
+static int impl_order(const void *a, const void *b)
+{
+    return bench_impl_order((*(const struct bench_impl *const *)a)->name,
+                            (*(const struct bench_impl *const *)b)->name);
 }
 
 void bench_register(const struct bench_impl *impl)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The result rows and facts of one run, and their exchange between a helper
  * process and the driver: one tab-separated record per line on the helper's
- * stdout ("R" rows, "L" facts), so the driver merges helpers without
- * knowing what they measured. */
+ * stdout ("R" rows, "L" facts, and "P"/"S" progress as it goes), so the
+ * driver merges helpers without knowing what they measured. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +64,9 @@ void results_emit(const struct results *r, FILE *to)
     fflush(to);
 }
 
-/* Reads a helper's records; 0, or -1 when a line is not a record. */
-int results_absorb(struct results *r, FILE *from)
+/* Reads a helper's records, passing its progress on when `progress` is set;
+ * 0, or -1 when a line is not a record. */
+int results_absorb(struct results *r, FILE *from, bool progress)
 {
     char line[1024];
     int bad = 0;
@@ -73,6 +74,11 @@ int results_absorb(struct results *r, FILE *from)
         line[strcspn(line, "\n")] = '\0';
         if (strncmp(line, "L\t", 2) == 0) {
             results_line(r, "%s", line + 2);
+            continue;
+        }
+        if ((line[0] == 'P' || line[0] == 'S') && line[1] == '\t') {
+            if (progress)
+                progress_record(line);
             continue;
         }
         struct row w = {0};

@@ -13,20 +13,23 @@
  * `handoff` ever finds a pool empty. */
 #define POOL_CAPACITY 4096
 
+/* Units say what is measured: "ns/get+put" is one thread's time for one
+ * get and one put; "wall ns/pair" is the elapsed time per get+put pair over
+ * all threads together (the inverse of their aggregate throughput). */
 const struct scenario bench_scenarios[] = {
-    {"pair", "one thread: get then put, repeated (fast-path latency)", "ns/block",
+    {"pair", "one thread: get then put, repeated (fast-path latency)", "ns/get+put",
      {NULL, NULL}, POOL_CAPACITY, true, false, false, false, single_pair},
-    {"burst", "one thread: get N blocks, then put them all back", "ns/block",
+    {"burst", "one thread: get N blocks, then put them all back", "ns/get+put",
      {NULL, NULL}, POOL_CAPACITY, true, false, false, false, single_burst},
-    {"parallel", "T threads doing get+put pairs on one pool; wall time per pair", "ns/block",
-     {"Mpairs/s", "ns/pair/thread"}, POOL_CAPACITY, false, true, false, false, threads_parallel},
+    {"parallel", "T threads doing get+put pairs on one pool", "wall ns/pair",
+     {"Mpairs/s", "thread ns/pair"}, POOL_CAPACITY, false, true, false, false, threads_parallel},
     {"pipeline", "one thread gets, passes blocks through an SPSC ring, another puts",
-     "ns/block", {NULL, NULL}, POOL_CAPACITY, false, false, false, false, threads_pipeline},
-    {"oversubscribed", "8 threads doing get+put pairs, more threads than cores", "ns/block",
-     {"Mpairs/s", "ns/pair/thread"}, POOL_CAPACITY, false, true, false, false, threads_parallel},
+     "wall ns/block", {NULL, NULL}, POOL_CAPACITY, false, false, false, false, threads_pipeline},
+    {"oversubscribed", "8 threads doing get+put pairs, more threads than cores", "wall ns/pair",
+     {"Mpairs/s", "thread ns/pair"}, POOL_CAPACITY, false, true, false, false, threads_parallel},
     {"handoff", "capacity 1, two threads pass the block through blocking gets",
-     "us wake-up", {"p99 us", "CPU us/wait"}, 1, false, false, true, false, threads_handoff},
-    {"bulk", "one thread: get_bulk then put_bulk of N, per block", "ns/block",
+     "wake-up us", {"p99 us", "CPU us/wait"}, 1, false, false, true, false, threads_handoff},
+    {"bulk", "one thread: get_bulk then put_bulk of N", "ns/get+put",
      {NULL, NULL}, POOL_CAPACITY, true, false, false, true, single_bulk},
 };
 const size_t bench_scenario_count = sizeof bench_scenarios / sizeof *bench_scenarios;
@@ -91,24 +94,36 @@ static int run_case(const struct bench_impl *impl, const struct options *o,
 {
     const struct scenario *s = c->scenario;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned reps = o->repetitions < 64 ? o->repetitions : 64;
     if ((s->needs_wait && !impl->get_wait) || (s->needs_bulk && !impl->get_bulk) ||
         (impl->one_thread_per_cpu && s->arg_is_threads && (long)c->arg > cpus)) {
         row->na = true;
+        progress_skip(c->label, impl->name, o->warmups + reps);
         return 0;
     }
     struct params p = {o->block_size, o->iterations, o->handoffs,
                        s->arg_is_threads ? (unsigned)c->arg : 1, c->arg, o->pin};
     void *pool = impl->create(o->block_size, s->capacity);
-    if (!pool)
+    if (!pool) {
+        progress_skip(c->label, impl->name, o->warmups + reps);
         return errno ? errno : ENOMEM;
+    }
     struct sample samples[64];
-    unsigned reps = o->repetitions < 64 ? o->repetitions : 64;
     int err = 0;
-    for (unsigned i = 0; i < o->warmups + reps && !err; i++)
-        err = s->run(impl, pool, &p, &samples[i < o->warmups ? 0 : i - o->warmups]);
+    unsigned i = 0;
+    for (; i < o->warmups + reps && !err; i++) {
+        bool warmup = i < o->warmups;
+        uint64_t start = bench_now_ns();
+        err = s->run(impl, pool, &p, &samples[warmup ? 0 : i - o->warmups]);
+        progress_step(c->label, impl->name, warmup ? i + 1 : i - o->warmups + 1,
+                      warmup ? o->warmups : reps, warmup,
+                      (double)(bench_now_ns() - start) / 1e9);
+    }
     impl->destroy(pool);
-    if (err)
+    if (err) {
+        progress_skip(c->label, impl->name, o->warmups + reps - i);
         return err;
+    }
     qsort(samples, reps, sizeof *samples, compare_sample);
     struct sample *middle = &samples[reps / 2];
     *row = (struct row){.median = middle->value, .min = samples[0].value,
@@ -124,6 +139,8 @@ void bench_run_impl(const struct bench_impl *impl, const struct options *o,
     char why[160] = "";
     if (impl->start && impl->start(why, sizeof why) != 0) {
         results_line(r, "skip %s: %s", impl->name, why);
+        for (size_t i = 0; i < case_count; i++)
+            progress_skip(cases[i].label, impl->name, o->warmups + o->repetitions);
         return;
     }
     if (impl->version)
@@ -131,7 +148,6 @@ void bench_run_impl(const struct bench_impl *impl, const struct options *o,
     if (impl->note)
         results_line(r, "note %s", impl->note);
     for (size_t i = 0; i < case_count; i++) {
-        bench_progress("%s: %s (%zu/%zu)", impl->name, cases[i].label, i + 1, case_count);
         struct row row;
         int err = run_case(impl, o, &cases[i], &row);
         if (err) {
