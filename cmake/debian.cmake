@@ -130,10 +130,6 @@ file(WRITE ${mempool_deb}/source/changelog.Debian
   " -- ${MEMPOOL_DEB_MAINTAINER}  ${mempool_deb_date}\n")
 
 # Debian ships changelogs and manual pages compressed with gzip -9n.
-find_program(MEMPOOL_GZIP gzip)
-if(NOT MEMPOOL_GZIP)
-  message(STATUS "gzip not found: the Debian packages will lack changelogs and manual pages")
-endif()
 # mempool_deb_gzip(SOURCE OUTPUT): OUTPUT.gz, made with gzip -9n from SOURCE.
 function(mempool_deb_gzip source output)
   add_custom_command(OUTPUT ${output}.gz
@@ -143,28 +139,32 @@ function(mempool_deb_gzip source output)
     VERBATIM)
   set(mempool_deb_gzipped ${mempool_deb_gzipped} ${output}.gz PARENT_SCOPE)
 endfunction()
+find_program(MEMPOOL_GZIP gzip)
+set(mempool_deb_gzipped "")
 if(MEMPOOL_GZIP)
-  set(mempool_deb_gzipped "")
   mempool_deb_gzip(${mempool_deb}/source/changelog.Debian ${mempool_deb}/changelog.Debian)
   mempool_deb_gzip(${CMAKE_CURRENT_SOURCE_DIR}/CHANGELOG.md ${mempool_deb}/changelog)
-  set(mempool_deb_man "")
+  set(mempool_deb_changelogs ${mempool_deb_gzipped})
   foreach(page IN LISTS mempool_man_pages)
     get_filename_component(name ${page} NAME)
     mempool_deb_gzip(${page} ${mempool_deb}/man3/${name})
-    list(APPEND mempool_deb_man ${mempool_deb}/man3/${name}.gz)
   endforeach()
-  add_custom_target(mempool_debian_files ALL DEPENDS ${mempool_deb_gzipped})
-  foreach(package IN ITEMS Runtime:libmempool0 Development:libmempool-dev)
-    string(REGEX REPLACE ":.*" "" component ${package})
-    string(REGEX REPLACE ".*:" "" package ${package})
-    install(FILES ${mempool_deb}/copyright ${mempool_deb}/changelog.Debian.gz
-                  ${mempool_deb}/changelog.gz
-      DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${package} COMPONENT ${component} EXCLUDE_FROM_ALL)
-    install(FILES ${mempool_deb}/lintian/${package} DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides
-      COMPONENT ${component} EXCLUDE_FROM_ALL)
-  endforeach()
-  install(FILES ${mempool_deb_man} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3
+  list(REMOVE_ITEM mempool_deb_gzipped ${mempool_deb_changelogs})
+  install(FILES ${mempool_deb_gzipped} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3
     COMPONENT Development EXCLUDE_FROM_ALL)
+  add_custom_target(mempool_debian_files ALL DEPENDS ${mempool_deb_changelogs} ${mempool_deb_gzipped})
+else()
+  message(STATUS "gzip not found: the Debian packages will lack changelogs and manual pages")
+  set(mempool_deb_changelogs "")
 endif()
+
+foreach(package IN ITEMS Runtime:libmempool0 Development:libmempool-dev)
+  string(REGEX REPLACE ":.*" "" component ${package})
+  string(REGEX REPLACE ".*:" "" package ${package})
+  install(FILES ${mempool_deb}/copyright ${mempool_deb_changelogs}
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${package} COMPONENT ${component} EXCLUDE_FROM_ALL)
+  install(FILES ${mempool_deb}/lintian/${package} DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides
+    COMPONENT ${component} EXCLUDE_FROM_ALL)
+endforeach()
 
 include(CPack)
