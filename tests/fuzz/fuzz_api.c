@@ -1,16 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer harness: input bytes become a sequence of API calls on up to
- * three pools (arena, eager and lazy generator; cached and uncached; small
- * capacities; valid and invalid configs), and every result is checked
- * against a reference model kept here: which blocks are out, free or not
- * made yet, what each block's contents must be, how many times `make`,
- * `unmake`, `init` and `on_misuse` ran. Any disagreement aborts.
+ * three pools (arena, eager and lazy generator; cached, uncached and
+ * checked; capacities from 1 to 2^16 and cache sizes over their whole range,
+ * past the clamp included; valid and invalid configs), and every result is
+ * checked against a reference model kept here: which blocks are out, free or
+ * not made yet, what each block's contents must be, how many times `make`,
+ * `unmake`, `init` and `on_misuse` ran, and what the statistics must say.
+ * Any disagreement aborts.
+ *
+ * Bulk calls take every size from 1 to the capacity, with extra weight on
+ * the edges where the library changes path: the 64-block chunk of the bulk
+ * calls, the per-thread cache's size (as the header documents it), the
+ * capacity. A bulk put carries up to two flaws (a repeat inside the array,
+ * a free block, a bad pointer) anywhere in the array.
  *
  * Only non-blocking calls are made (timeout 0, tiny timeouts, and a
  * blocking get only where the model says it returns at once): the fuzzer is
  * single-threaded, so nothing could ever wake a sleeping call, and a get
  * that hangs where the model says it must not is itself a finding (caught by
- * libFuzzer's -timeout).
+ * libFuzzer's -timeout). tests/test_differential.c drives one pool from
+ * several threads.
+ *
+ * Seeds (tests/fuzz/corpus): arena-cached, eager-make-fails, invalid-configs,
+ * lazy and lazy-bulk-cached start small pools; bulk-past-chunk creates a
+ * 4096-block arena with the automatic cache and takes 65..256 blocks in one
+ * bulk get; large-explicit-cache creates a 65536-block arena with a 4096-block
+ * cache and moves every block with bulk calls, flushes and drains.
  *
  * Build: clang -fsanitize=fuzzer,address,undefined with the library sources
  * (tests/CMakeLists.txt, MEMPOOL_BUILD_FUZZ=ON); run: `tests/run fuzz`. */
@@ -23,14 +38,6 @@
 #include <string.h>
 
 #include "mempool.h"
-
-#define FAIL(...)                                                           \
-    do {                                                                    \
-        fprintf(stderr, "fuzz_api:%d: ", __LINE__);                         \
-        fprintf(stderr, __VA_ARGS__);                                       \
-        fputc('\n', stderr);                                                \
-        abort();                                                            \
-    } while (0)
 
 #define EXPECT(cond, ...)                                                   \
     do {                                                                    \
@@ -48,7 +55,26 @@
 
 #define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED)
 
-enum { POOLS = 3, KNOWN_MAX = 128, GEN_BYTES = 24, CHECK_BYTES = 64 };
+enum { POOLS = 3, GEN_BYTES = 24, CHECK_BYTES = 64, BULK_SLACK = 8 };
+/* The largest capacity the harness creates a valid pool with. */
+#define MODEL_MAX ((size_t)1 << 16)
+/* Blocks an input may move in all (creates, bulk calls): an input full of
+ * 2^16-block bulk calls would otherwise outrun libFuzzer's -timeout. */
+#define WORK_BUDGET ((size_t)1 << 20)
+/* The header's cache rules: automatic is capacity / 16 up to 256, explicit
+ * sizes are clamped to capacity / 4 and 4096, under 2 means none. */
+#define AUTO_CACHE_MAX 256
+#define CACHE_MAX 4096
+
+/* The model's bookkeeping runs once per block moved, so on large pools it
+ * would take most of the time if libFuzzer traced it too; its branches say
+ * nothing about the library, so they give no coverage feedback. */
+#if defined(__clang__)
+#define MODEL_CODE __attribute__((no_sanitize("coverage")))
+#else
+#define MODEL_CODE
+#endif
+
 enum mode { ARENA, EAGER, LAZY };
 enum state { UNMADE, FREE, OUT };
 
@@ -56,13 +82,23 @@ struct model {
     mempool *pool;
     enum mode mode;
     size_t cap, block_size, stride, alignment;
+    size_t cache_hint;            /* the cache size the header promises */
     int has_unmake, has_misuse, closed;
-    size_t out;
+    size_t out;                   /* blocks out: the length of out_list */
     size_t made;                  /* blocks registered (arena: cap) */
-    void *known[KNOWN_MAX];       /* index -> block, in make order */
-    uint8_t state[KNOWN_MAX];
-    uint8_t tag[KNOWN_MAX];       /* byte every block byte must hold */
-    uint8_t unmade_flag[KNOWN_MAX];
+    /* Per block, by index (make order), `cap` entries each. */
+    void **known;
+    uint8_t *state;
+    uint8_t *tag;                 /* byte every block byte must hold */
+    uint8_t *unmade_flag;
+    uint8_t *mark;                /* scratch for one bulk put, cleared after */
+    uint32_t *slot;               /* place in out_list or free_list */
+    uint32_t *out_list, *free_list; /* indices of out / free made blocks */
+    void **bulk;                  /* arrays for bulk calls: cap + BULK_SLACK */
+    /* Generator mode: block -> index (open addressing, NULL = empty). */
+    void **map_keys;
+    uint32_t *map_values;
+    size_t map_mask;
     uint8_t next_tag;
     /* make control and counters */
     unsigned make_calls, make_failures, fail_at, dup_at;
@@ -72,10 +108,13 @@ struct model {
     unsigned misuse_calls;
     const char *misuse_what;
     const void *misuse_block;
+    /* What mempool_stats_read must say, since creation or the last reset. */
+    uint64_t gets, puts, refused, timeouts, out_high;
 };
 
 static struct model pools[POOLS];
 static char foreign_buf[64];
+static size_t work_left;
 
 struct input {
     const uint8_t *p;
@@ -91,7 +130,143 @@ static uint8_t u8(struct input *in)
     return *in->p++;
 }
 
-static size_t content_bytes(const struct model *m)
+static unsigned u16(struct input *in)
+{
+    unsigned lo = u8(in);
+    return lo | (unsigned)u8(in) << 8;
+}
+
+static void charge(size_t blocks)
+{
+    work_left = blocks < work_left ? work_left - blocks : 0;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+/* ---- the model's tables ---- */
+
+static void model_alloc(struct model *m, size_t cap, int generator)
+{
+    m->known = xcalloc(cap, sizeof *m->known);
+    m->state = xcalloc(cap, 1);
+    m->tag = xcalloc(cap, 1);
+    m->unmade_flag = xcalloc(cap, 1);
+    m->mark = xcalloc(cap, 1);
+    m->slot = xcalloc(cap, sizeof *m->slot);
+    m->out_list = xcalloc(cap, sizeof *m->out_list);
+    m->free_list = xcalloc(cap, sizeof *m->free_list);
+    m->bulk = xcalloc(cap + BULK_SLACK, sizeof *m->bulk);
+    if (generator) {
+        size_t slots = 16;
+        while (slots < 2 * cap)
+            slots <<= 1;
+        m->map_keys = xcalloc(slots, sizeof *m->map_keys);
+        m->map_values = xcalloc(slots, sizeof *m->map_values);
+        m->map_mask = slots - 1;
+    }
+}
+
+static void model_free(struct model *m)
+{
+    free(m->known);
+    free(m->state);
+    free(m->tag);
+    free(m->unmade_flag);
+    free(m->mark);
+    free(m->slot);
+    free(m->out_list);
+    free(m->free_list);
+    free(m->bulk);
+    free(m->map_keys);
+    free(m->map_values);
+    memset(m, 0, sizeof *m);
+}
+
+MODEL_CODE static size_t map_home(const struct model *m, const void *b)
+{
+    return (size_t)(((uint64_t)(uintptr_t)b * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & m->map_mask;
+}
+
+MODEL_CODE static void map_add(struct model *m, void *b, size_t i)
+{
+    size_t h = map_home(m, b);
+    while (m->map_keys[h])
+        h = (h + 1) & m->map_mask;
+    m->map_keys[h] = b;
+    m->map_values[h] = (uint32_t)i;
+}
+
+/* The model's index of block b, or SIZE_MAX when b is not one of its blocks
+ * (computed without the pool, which is what is under test). */
+MODEL_CODE static size_t known_index(const struct model *m, const void *b)
+{
+    if (!m->made || !b)
+        return SIZE_MAX;
+    if (m->mode == ARENA) {
+        uintptr_t off = (uintptr_t)b - (uintptr_t)m->known[0];
+        if (off >= m->cap * m->stride || off % m->stride)
+            return SIZE_MAX;
+        return off / m->stride;
+    }
+    for (size_t h = map_home(m, b); m->map_keys[h]; h = (h + 1) & m->map_mask)
+        if (m->map_keys[h] == b)
+            return m->map_values[h];
+    return SIZE_MAX;
+}
+
+MODEL_CODE static size_t free_made(const struct model *m)
+{
+    return m->made - m->out;
+}
+
+/* Moves block i between the out and free lists, O(1) either way. */
+MODEL_CODE static void list_remove(uint32_t *list, size_t length, uint32_t *slot, size_t i)
+{
+    uint32_t last = list[length - 1];
+    list[slot[i]] = last;
+    slot[last] = slot[i];
+}
+
+MODEL_CODE static void set_out(struct model *m, size_t i)
+{
+    list_remove(m->free_list, free_made(m), m->slot, i);
+    m->state[i] = OUT;
+    m->slot[i] = (uint32_t)m->out;
+    m->out_list[m->out++] = (uint32_t)i;
+    if (m->out > m->out_high)
+        m->out_high = m->out;
+}
+
+MODEL_CODE static void set_free(struct model *m, size_t i)
+{
+    list_remove(m->out_list, m->out, m->slot, i);
+    m->out--;
+    m->state[i] = FREE;
+    m->slot[i] = (uint32_t)free_made(m) - 1;
+    m->free_list[free_made(m) - 1] = (uint32_t)i;
+}
+
+/* A new block at index m->made, free. */
+MODEL_CODE static void add_made(struct model *m, void *b)
+{
+    size_t i = m->made++;
+    m->known[i] = b;
+    m->tag[i] = 0;
+    m->unmade_flag[i] = 0;
+    m->state[i] = FREE;
+    m->slot[i] = (uint32_t)free_made(m) - 1;
+    m->free_list[free_made(m) - 1] = (uint32_t)i;
+    if (m->map_keys)
+        map_add(m, b, i);
+}
+
+MODEL_CODE static size_t content_bytes(const struct model *m)
 {
     size_t n = m->mode == ARENA ? m->block_size : GEN_BYTES;
     return n < CHECK_BYTES ? n : CHECK_BYTES;
@@ -99,25 +274,22 @@ static size_t content_bytes(const struct model *m)
 
 /* The pool never writes into a block it holds: every byte is still the tag
  * written when the block was last out (or zero/init's fill at creation). */
-static void check_content(const struct model *m, size_t i)
+MODEL_CODE static void check_content(const struct model *m, size_t i)
 {
+    uint8_t want[CHECK_BYTES];
+    size_t n = content_bytes(m);
+    memset(want, m->tag[i], n);
+    if (memcmp(m->known[i], want, n) == 0)
+        return;
     const uint8_t *b = m->known[i];
-    for (size_t k = 0; k < content_bytes(m); k++)
+    for (size_t k = 0; k < n; k++)
         EXPECT(b[k] == m->tag[i], "block %zu byte %zu is %u, not %u", i, k, b[k], m->tag[i]);
 }
 
-static void write_content(struct model *m, size_t i)
+MODEL_CODE static void write_content(struct model *m, size_t i)
 {
     m->tag[i] = ++m->next_tag;
     memset(m->known[i], m->tag[i], content_bytes(m));
-}
-
-static size_t known_index(const struct model *m, const void *b)
-{
-    for (size_t i = 0; i < m->made; i++)
-        if (m->known[i] == b)
-            return i;
-    return SIZE_MAX;
 }
 
 static void *fz_make(void *arg)
@@ -136,14 +308,8 @@ static void *fz_make(void *arg)
         return m->known[m->make_calls % m->made];
     }
     EXPECT(m->made < m->cap, "make called with all %zu slots made", m->cap);
-    void *b = calloc(1, GEN_BYTES);
-    if (!b)
-        abort();
-    m->known[m->made] = b;
-    m->state[m->made] = FREE;
-    m->tag[m->made] = 0;
-    m->unmade_flag[m->made] = 0;
-    m->made++;
+    void *b = xcalloc(1, GEN_BYTES);
+    add_made(m, b);
     return b;
 }
 
@@ -192,36 +358,33 @@ static void check_counts(const struct model *m)
 }
 
 /* A get handed out b: it must be a known free block, and becomes out. */
-static void took(struct model *m, void *b)
+MODEL_CODE static void took(struct model *m, void *b)
 {
     size_t i = known_index(m, b);
     EXPECT(i != SIZE_MAX, "get returned %p, not a block of the pool", b);
     EXPECT(m->state[i] == FREE, "get returned block %zu, which is already out", i);
     EXPECT(mempool_index(m->pool, b) == i, "index %zu, model %zu", mempool_index(m->pool, b), i);
     check_content(m, i);
-    m->state[i] = OUT;
-    m->out++;
+    set_out(m, i);
+    m->gets++;
     write_content(m, i);
 }
 
-static void returned(struct model *m, void *b)
+/* A put of b was accepted. */
+MODEL_CODE static void returned(struct model *m, void *b)
 {
-    size_t i = known_index(m, b);
-    m->state[i] = FREE;
-    m->out--;
-}
-
-static size_t free_made(const struct model *m)
-{
-    return m->made - m->out;
+    set_free(m, known_index(m, b));
+    m->puts++;
 }
 
 /* ---- create and destroy ---- */
 
 static void destroy_slot(struct model *m)
 {
-    if (!m->pool)
+    if (!m->pool) {
+        model_free(m);
         return;
+    }
     /* Cleared first: a checked pool reports blocks still out at destroy, and
      * on_misuse must not call into a pool that is being destroyed. */
     mempool *pool = m->pool;
@@ -243,15 +406,31 @@ static void destroy_slot(struct model *m)
         EXPECT(m->unmakes == expect_unmakes, "%u unmakes, expected %u", m->unmakes,
                expect_unmakes);
     }
-    memset(m, 0, sizeof *m);
+    model_free(m);
 }
 
-static size_t pick_capacity(uint8_t b)
+/* Capacities: mostly small, then every size up to 300 (the automatic cache
+ * starts at 32, the bulk chunk is 64), the powers of two and their
+ * neighbours up to 2^16 (the large ones rarer: every input ends by taking
+ * each block once), any size up to 2^16, and invalid ones. */
+static size_t pick_capacity(struct input *in)
 {
-    if (b < 236)
+    static const size_t edges[] = {
+        31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 1023, 1024, 1025,
+        4095, 4096, 4097,
+    };
+    static const size_t large[] = { 8191, 8192, 16384, 32767, 32768, 65535, 65536 };
+    uint8_t b = u8(in);
+    if (b < 184)
         return 1 + b % 24;
-    if (b < 246)
-        return 64 + (size_t)(b - 236) * 4;  /* automatic caches, bulk beyond 64 */
+    if (b < 212)
+        return 1 + u8(in) % 300;
+    if (b < 228)
+        return edges[u8(in) % (sizeof edges / sizeof edges[0])];
+    if (b < 234)
+        return large[u8(in) % (sizeof large / sizeof large[0])];
+    if (b < 240)
+        return 1 + u16(in) % MODEL_MAX;
     switch (b) {
     case 246: case 247: case 248: return 0;
     case 249: case 250: return MEMPOOL_CAPACITY_MAX + 1;
@@ -291,17 +470,67 @@ static size_t pick_alignment(uint8_t b)
     return 0;
 }
 
-static unsigned pick_cache_size(uint8_t b)
+/* Cache sizes: automatic, none (1), the smallest real one (2), small ones,
+ * the edges of the bulk chunk and of the clamps, any 16-bit size, and sizes
+ * far past the 4096 clamp. */
+static unsigned pick_cache_size(struct input *in)
 {
+    static const unsigned edges[] = {
+        3, 63, 64, 65, 127, 128, 255, 256, 257, 1023, 1024, 4095, 4096, 4097, 8192,
+        65536, 1u << 31,
+    };
+    uint8_t b = u8(in);
     if (b < 128)
         return 0;
-    if (b < 200)
+    if (b < 170)
         return 2 + b % 15;
-    if (b < 230)
+    if (b < 185)
         return 1;
+    if (b < 195)
+        return 2;
+    if (b < 225)
+        return edges[u8(in) % (sizeof edges / sizeof edges[0])];
+    if (b < 240)
+        return 1 + u16(in);
     if (b < 250)
         return 5000;
     return UINT32_MAX;
+}
+
+/* The per-thread cache size the header documents; used only to aim bulk
+ * sizes at its edges, never to judge a result. */
+static size_t cache_hint(const mempool_config *c)
+{
+    if (c->flags & (MEMPOOL_NO_CACHE | MEMPOOL_CHECKED))
+        return 0;
+    size_t size = c->cache_size ? c->cache_size : c->capacity / 16;
+    size_t limit = c->cache_size ? c->capacity / 4 : AUTO_CACHE_MAX;
+    size = size < limit ? size : limit;
+    size = size < CACHE_MAX ? size : CACHE_MAX;
+    return size < 2 ? 0 : size;
+}
+
+/* A block count for a bulk call, 1 .. limit (limit >= 1): small ones, any in
+ * range, and the edges where the library changes path. */
+static size_t pick_count(struct input *in, const struct model *m, size_t limit)
+{
+    uint8_t sel = u8(in);
+    size_t n;
+    if (sel < 112) {
+        n = 1 + sel % 16;
+    } else if (sel < 176) {
+        n = 1 + u16(in) % limit;
+    } else {
+        size_t c = m->cache_hint;
+        const size_t edges[] = {
+            63, 64, 65, 127, 128, 129, c / 2, c - 1, c, c + 1, 2 * c,
+            limit / 2, limit - 1, limit,
+        };
+        n = edges[(sel - 176) % (sizeof edges / sizeof edges[0])];
+    }
+    if (n == 0)
+        n = 1;
+    return n < limit ? n : limit;
 }
 
 /* The spec's EINVAL list, written from the header rather than the code. */
@@ -352,7 +581,7 @@ static void op_create(struct input *in)
     enum mode mode = (enum mode)(u8(in) % 3);
     mempool_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.capacity = pick_capacity(u8(in));
+    cfg.capacity = pick_capacity(in);
     uint8_t opts = u8(in);
     if (mode == ARENA) {
         cfg.block_size = pick_block_size(u8(in));
@@ -376,7 +605,7 @@ static void op_create(struct input *in)
      * a line to stderr. */
     if ((opts & 2) && (opts & 8))
         cfg.flags |= MEMPOOL_CHECKED;
-    cfg.cache_size = pick_cache_size(u8(in));
+    cfg.cache_size = pick_cache_size(in);
     if ((opts & 4) && !cfg.cache_size)
         cfg.flags |= MEMPOOL_NO_CACHE;
     cfg.arg = m;
@@ -408,7 +637,11 @@ static void op_create(struct input *in)
     m->block_size = cfg.block_size;
     m->has_unmake = cfg.unmake != NULL;
     m->has_misuse = cfg.on_misuse != NULL;
-    EXPECT(m->cap <= KNOWN_MAX || invalid, "harness capacity choice");
+    m->cache_hint = cache_hint(&cfg);
+    EXPECT(m->cap <= MODEL_MAX || invalid, "harness capacity choice");
+    if (!invalid && !big)
+        model_alloc(m, m->cap, m->mode != ARENA);
+    charge(m->cap <= MODEL_MAX ? m->cap : 0);
 
     errno = SENTINEL;
     mempool *pool = mempool_create(null_config ? NULL : &cfg);
@@ -442,7 +675,7 @@ static void op_create(struct input *in)
                 free(m->known[i]);
         }
         EXPECT(m->inits == 0 || m->inits == m->cap);
-        memset(m, 0, sizeof *m);
+        model_free(m);
         return;
     }
     m->pool = pool;
@@ -450,12 +683,11 @@ static void op_create(struct input *in)
     if (m->mode == ARENA) {
         size_t align = cfg.alignment ? cfg.alignment : alignof(max_align_t);
         m->alignment = align;
-        m->made = m->cap;
         EXPECT(m->inits == (cfg.init ? m->cap : 0), "init ran %u times", m->inits);
         for (size_t i = 0; i < m->cap; i++) {
-            m->known[i] = mempool_block(pool, i);
-            EXPECT(m->known[i] && (uintptr_t)m->known[i] % align == 0, "block %zu misaligned", i);
-            m->state[i] = FREE;
+            void *b = mempool_block(pool, i);
+            EXPECT(b && (uintptr_t)b % align == 0, "block %zu misaligned", i);
+            add_made(m, b);
             m->tag[i] = cfg.init ? 0xA5 : 0;
         }
         m->stride = m->cap > 1 ? (size_t)((char *)m->known[1] - (char *)m->known[0]) : 0;
@@ -508,6 +740,7 @@ static void check_get(struct model *m, void *b, int err, enum wait_kind wait,
     }
     EXPECT(avail_before == 0, "get failed (errno %d) with %zu blocks available", err, avail_before);
     EXPECT(err == (wait == NO_WAIT ? EAGAIN : ETIMEDOUT), "get on an empty pool: errno %d", err);
+    m->timeouts += err == ETIMEDOUT;
 }
 
 static void op_get(struct model *m, struct input *in, int variant)
@@ -546,22 +779,23 @@ static void op_get(struct model *m, struct input *in, int variant)
 
 static void op_get_bulk(struct model *m, struct input *in)
 {
-    void *blocks[KNOWN_MAX + 4];
+    void **blocks = m->bulk;
     uint8_t code = u8(in);
     size_t n;
     if (code < 200)
-        n = 1 + code % (m->cap + 2);
-    else if (code < 220)
+        n = pick_count(in, m, m->cap);
+    else if (code < 215)
         n = 0;
-    else if (code < 240)
+    else if (code < 235)
         n = m->cap;
     else
-        n = code == 240 ? SIZE_MAX : m->cap + 1 + code % 4;
+        n = code == 235 ? SIZE_MAX : m->cap + 1 + code % 4;
     int null_array = u8(in) >= 240;
     int64_t timeout = u8(in) < 200 ? 0 : 1 + (int64_t)u8(in) * 8;
     size_t free_before = free_made(m), avail_before = m->cap - m->out;
     unsigned calls = m->make_calls, failures = m->make_failures, misuse = m->misuse_calls;
-    size_t room = n <= KNOWN_MAX ? n : 0;
+    size_t room = n <= m->cap + BULK_SLACK ? n : 0;
+    charge(room);
     for (size_t i = 0; i < room; i++)
         blocks[i] = foreign_buf;
     errno = SENTINEL;
@@ -596,6 +830,7 @@ static void op_get_bulk(struct model *m, struct input *in)
         EXPECT(avail_before < n, "get_bulk of %zu failed (%d) with %zu available", n, rc,
                avail_before);
         EXPECT(rc == (timeout == 0 ? EAGAIN : ETIMEDOUT), "get_bulk short gave %d", rc);
+        m->timeouts += rc == ETIMEDOUT;
     }
     if (!m->has_misuse || m->make_failures == failures)
         EXPECT(m->misuse_calls == misuse, "get_bulk reported misuse");
@@ -650,19 +885,12 @@ static void *bad_pointer(struct model *m, uint8_t code, const char **what)
     }
 }
 
-/* Index in known[] of the k-th block (mod count) in state `want`, or SIZE_MAX. */
-static size_t pick_state(const struct model *m, enum state want, uint8_t k)
+/* Index of the k-th block (mod count) in state `want`, or SIZE_MAX. */
+MODEL_CODE static size_t pick_state(const struct model *m, enum state want, unsigned k)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < m->made; i++)
-        count += m->state[i] == want;
-    if (!count)
-        return SIZE_MAX;
-    k = (uint8_t)(k % count);
-    for (size_t i = 0; i < m->made; i++)
-        if (m->state[i] == want && k-- == 0)
-            return i;
-    return SIZE_MAX;
+    if (want == OUT)
+        return m->out ? m->out_list[k % m->out] : SIZE_MAX;
+    return free_made(m) ? m->free_list[k % free_made(m)] : SIZE_MAX;
 }
 
 static void expect_refused(struct model *m, int rc, unsigned misuse_before, const char *what,
@@ -670,6 +898,7 @@ static void expect_refused(struct model *m, int rc, unsigned misuse_before, cons
 {
     EXPECT(rc == EINVAL, "bad put (%s, %p) gave %d", what, block, rc);
     EXPECT(errno == SENTINEL, "refused put changed errno to %d", errno);
+    m->refused++;
     if (!m->has_misuse)
         return;
     EXPECT(m->misuse_calls == misuse_before + 1, "%u reports for one refusal",
@@ -683,7 +912,8 @@ static void expect_refused(struct model *m, int rc, unsigned misuse_before, cons
 
 static void op_put(struct model *m, struct input *in)
 {
-    uint8_t kind = u8(in), k = u8(in);
+    uint8_t kind = u8(in);
+    unsigned k = u16(in);
     unsigned misuse = m->misuse_calls;
     size_t i;
     errno = SENTINEL;
@@ -699,64 +929,85 @@ static void op_put(struct model *m, struct input *in)
         expect_refused(m, rc, misuse, "repeated", m->known[i]);
     } else {
         const char *what;
-        void *b = bad_pointer(m, k, &what);
+        void *b = bad_pointer(m, (uint8_t)k, &what);
         int rc = mempool_put(m->pool, b);
         expect_refused(m, rc, misuse, what, b);
     }
 }
 
+enum { FLAWS_MAX = 2 };
+
+/* A flaw written into a bulk put's array: at `at`, what the pool must report
+ * for it if it is the first bad element (NULL: a block of the pool). */
+struct flaw {
+    size_t at;
+    const char *what;
+};
+
+/* Writes one flaw at a position 0 .. n (n: appended) and returns the new n. */
+static size_t add_flaw(struct model *m, struct input *in, void **arr, size_t n,
+                       struct flaw *flaw)
+{
+    size_t at = u16(in) % (n + 1);
+    uint8_t kind = u8(in), code = u8(in);
+    size_t i;
+    flaw->at = at;
+    flaw->what = NULL;
+    if (kind < 96 && at > 0)
+        arr[at] = arr[code % at];                   /* repeated inside the array */
+    else if (kind < 176 && (i = pick_state(m, FREE, code)) != SIZE_MAX)
+        arr[at] = m->known[i];                      /* a free block */
+    else
+        arr[at] = bad_pointer(m, code, &flaw->what);
+    return at == n ? n + 1 : n;
+}
+
+/* What the latest flaw written at position j says about it. */
+static const char *flaw_what(const struct flaw *flaws, int count, size_t j)
+{
+    for (int f = count - 1; f >= 0; f--)
+        if (flaws[f].at == j)
+            return flaws[f].what;
+    return NULL;
+}
+
 static void op_put_bulk(struct model *m, struct input *in)
 {
-    void *arr[KNOWN_MAX + 8];
-    size_t n = u8(in) % (m->cap + 3);
-    if (n > KNOWN_MAX + 8)
-        n = KNOWN_MAX + 8;
+    void **arr = m->bulk;
+    /* Distinct out blocks from a random place in the out list, then up to
+     * two flaws anywhere in the array. */
+    size_t n = m->out && u8(in) < 232 ? pick_count(in, m, m->out) : 0;
+    size_t start = m->out ? u16(in) % m->out : 0;
+    for (size_t j = 0; j < n; j++)
+        arr[j] = m->known[m->out_list[(start + j) % m->out]];
+    uint8_t f = u8(in);
+    int count = f < 176 ? 0 : f < 240 ? 1 : FLAWS_MAX;
+    struct flaw flaws[FLAWS_MAX];
+    for (int k = 0; k < count; k++)
+        n = add_flaw(m, in, arr, n, &flaws[k]);
     uint8_t null_array = u8(in);
-    /* Mostly out blocks (distinct), sometimes a repeat, a free block or a
-     * bad pointer. */
-    uint8_t used[KNOWN_MAX] = { 0 };
+    charge(n);
+    /* The first bad element in array order decides the refusal. */
     const char *expect_what = NULL;
     const void *expect_block = NULL;
-    for (size_t j = 0; j < n; j++) {
-        uint8_t c = u8(in), k = u8(in);
-        size_t i = SIZE_MAX;
-        const char *what = NULL;
-        void *b;
-        if (c < 200) {
-            for (size_t t = 0; t < m->made && i == SIZE_MAX; t++) {
-                size_t cand = (k + t) % m->made;
-                if (m->state[cand] == OUT && !used[cand])
-                    i = cand;
-            }
-            if (i == SIZE_MAX) {
-                n = j;
-                break;
-            }
-            b = m->known[i];
-        } else if (c < 215 && j > 0) {
-            b = arr[k % j];                     /* repeated inside the array */
-            i = known_index(m, b);
-            what = "repeated-in-array";
-        } else if (c < 230 && (i = pick_state(m, FREE, k)) != SIZE_MAX) {
-            b = m->known[i];
-        } else {
-            b = bad_pointer(m, k, &what);
-            i = SIZE_MAX;
-        }
-        arr[j] = b;
-        if (expect_what)
-            continue;
+    size_t j;
+    for (j = 0; j < n && !expect_what; j++) {
+        size_t i = known_index(m, arr[j]);
         if (i == SIZE_MAX) {
-            expect_what = what;
-        } else if (used[i]) {
+            expect_what = flaw_what(flaws, count, j);
+            EXPECT(expect_what, "harness: a bad pointer at %zu without its flaw", j);
+        } else if (m->mark[i])
             expect_what = "repeated-in-array";
-        } else if (m->state[i] != OUT) {
+        else if (m->state[i] != OUT)
             expect_what = "repeated";
-        } else {
-            used[i] = 1;
-            continue;
-        }
-        expect_block = b;
+        else
+            m->mark[i] = 1;
+        expect_block = arr[j];
+    }
+    for (size_t k = 0; k < j; k++) {
+        size_t i = known_index(m, arr[k]);
+        if (i != SIZE_MAX)
+            m->mark[i] = 0;
     }
     unsigned misuse = m->misuse_calls;
     errno = SENTINEL;
@@ -772,8 +1023,8 @@ static void op_put_bulk(struct model *m, struct input *in)
     }
     EXPECT(rc == 0, "valid put_bulk of %zu gave %d", n, rc);
     EXPECT(errno == SENTINEL && m->misuse_calls == misuse);
-    for (size_t j = 0; j < n; j++)
-        returned(m, arr[j]);
+    for (size_t k = 0; k < n; k++)
+        returned(m, arr[k]);
 }
 
 /* ---- the rest ---- */
@@ -788,10 +1039,39 @@ static void op_drain(struct model *m, struct input *in)
            (long long)timeout, m->out, rc);
 }
 
+/* The statistics are exact when no call is in flight, which is always the
+ * case here; the high-water mark is exact only without a cache. */
+static void op_stats(struct model *m, struct input *in)
+{
+    mempool_stats s;
+    errno = SENTINEL;
+    if (u8(in) >= 192) {
+        EXPECT(mempool_stats_reset(m->pool) == 0);
+        m->gets = m->puts = m->refused = m->timeouts = 0;
+        m->out_high = m->out;
+    }
+    EXPECT(mempool_stats_read(m->pool, &s) == 0);
+    EXPECT(errno == SENTINEL, "stats changed errno to %d", errno);
+    EXPECT(s.out == m->out, "stats: %llu out, model %zu", (unsigned long long)s.out, m->out);
+    EXPECT(s.gets == m->gets && s.puts == m->puts, "stats: %llu gets, %llu puts; model %llu, %llu",
+           (unsigned long long)s.gets, (unsigned long long)s.puts,
+           (unsigned long long)m->gets, (unsigned long long)m->puts);
+    EXPECT(s.refused_puts == m->refused, "stats: %llu refused, model %llu",
+           (unsigned long long)s.refused_puts, (unsigned long long)m->refused);
+    EXPECT(s.timeouts == m->timeouts && s.waits == m->timeouts,
+           "stats: %llu waits, %llu timeouts; model %llu timeouts", (unsigned long long)s.waits,
+           (unsigned long long)s.timeouts, (unsigned long long)m->timeouts);
+    EXPECT(s.cache_hits + s.cache_misses == s.gets);
+    EXPECT(s.out_high >= s.out && s.out_high <= m->cap, "stats: out_high %llu",
+           (unsigned long long)s.out_high);
+    if (m->cache_hint == 0)
+        EXPECT(s.out_high == m->out_high, "stats: out_high %llu, model %llu",
+               (unsigned long long)s.out_high, (unsigned long long)m->out_high);
+}
+
 static void op_queries(struct model *m, struct input *in)
 {
-    uint8_t k = u8(in);
-    size_t i = k % (m->cap + 3);
+    size_t i = u16(in) % (m->cap + 3);
     errno = SENTINEL;
     void *b = mempool_block(m->pool, i);
     if (i >= m->cap) {
@@ -842,14 +1122,16 @@ static void op_null_pool(struct input *in)
  * comes out exactly once), then destroy releases each free block once. */
 static void teardown(struct model *m)
 {
-    if (!m->pool)
+    if (!m->pool) {
+        model_free(m);
         return;
+    }
     m->fail_next = m->dup_next = 0;
-    for (size_t i = 0; i < m->made; i++)
-        if (m->state[i] == OUT) {
-            EXPECT(mempool_put(m->pool, m->known[i]) == 0, "final put of block %zu", i);
-            returned(m, m->known[i]);
-        }
+    while (m->out) {
+        void *b = m->known[m->out_list[m->out - 1]];
+        EXPECT(mempool_put(m->pool, b) == 0, "final put of block %zu", known_index(m, b));
+        returned(m, b);
+    }
     check_counts(m);
     EXPECT(mempool_drain(m->pool, 0) == 0, "drain with every block back");
     if (!m->closed) {
@@ -881,8 +1163,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in = { data, size };
     memset(pools, 0, sizeof pools);
-    /* A pool to work on from the start, so that short inputs reach calls. */
-    while (in.n) {
+    work_left = WORK_BUDGET;
+    while (in.n && work_left) {
         uint8_t op = u8(&in);
         struct model *m = &pools[(op >> 5) % POOLS];
         op &= 31;
@@ -932,6 +1214,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 28:
             if (m->mode == LAZY)
                 m->dup_next = 1;
+            break;
+        case 29:
+            op_stats(m, &in);
             break;
         default:
             op_get(m, &in, u8(&in) % 4);
