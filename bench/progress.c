@@ -7,12 +7,14 @@
  * repetition it finishes up its stdout, and the driver feeds it in here,
  * so one clock and one estimate cover every process.
  *
- * The estimate: every implementation runs the same cases, so what is left
- * of a case costs what that case has cost so far per repetition, whichever
- * implementation ran it; a case nobody has run yet costs the average
- * repetition so far. */
+ * The estimate: every implementation runs the same cases, so a repetition
+ * still to run costs the median of that case's repetitions so far, whichever
+ * implementation ran them (the median, so that one slow implementation such
+ * as checked mode does not inflate it); in a case nobody has run yet, the
+ * median of all repetitions so far. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -20,15 +22,20 @@
 #include "bench.h"
 
 #define MAX_CASES 64
+#define MAX_SAMPLES 256 /* repetition times kept per case */
+
+struct case_progress {
+    char label[BENCH_NAME_SIZE];
+    double total, done;          /* repetitions in all, and run or skipped */
+    double seconds[MAX_SAMPLES]; /* the times of the first repetitions run */
+    size_t timed;
+};
 
 static struct {
     bool on, child, terminal, drawn;
     uint64_t start_ns;
     size_t case_count;
-    struct {
-        char label[BENCH_NAME_SIZE];
-        double total, done, timed, seconds; /* repetitions and their time */
-    } cases[MAX_CASES];
+    struct case_progress *cases;
 } progress;
 
 void progress_init(const struct options *o, const struct bench_case *cases, size_t case_count,
@@ -39,10 +46,13 @@ void progress_init(const struct options *o, const struct bench_case *cases, size
     progress.terminal = isatty(STDERR_FILENO);
     progress.start_ns = bench_now_ns();
     progress.case_count = case_count < MAX_CASES ? case_count : MAX_CASES;
+    progress.cases = progress.case_count ? calloc(progress.case_count, sizeof *progress.cases)
+                                         : NULL;
+    if (!progress.cases)
+        progress.case_count = 0;
     for (size_t i = 0; i < progress.case_count; i++) {
         snprintf(progress.cases[i].label, BENCH_NAME_SIZE, "%s", cases[i].label);
         progress.cases[i].total = (double)impl_count * runs_per_case;
-        progress.cases[i].done = progress.cases[i].timed = progress.cases[i].seconds = 0;
     }
 }
 
@@ -54,22 +64,37 @@ static int case_index(const char *label)
     return -1;
 }
 
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n values, reordering them. */
+static double median(double *values, size_t n)
+{
+    qsort(values, n, sizeof *values, compare_double);
+    return values[n / 2];
+}
+
 /* Seconds still to go, or a negative value before anything was timed. */
 static double seconds_left(void)
 {
-    double timed = 0, seconds = 0, left = 0;
+    static double all[MAX_CASES * MAX_SAMPLES];
+    size_t n = 0;
     for (size_t i = 0; i < progress.case_count; i++) {
-        timed += progress.cases[i].timed;
-        seconds += progress.cases[i].seconds;
+        memcpy(all + n, progress.cases[i].seconds, progress.cases[i].timed * sizeof *all);
+        n += progress.cases[i].timed;
     }
-    if (timed == 0)
+    if (n == 0)
         return -1;
+    double any = median(all, n), left = 0;
     for (size_t i = 0; i < progress.case_count; i++) {
-        double to_go = progress.cases[i].total - progress.cases[i].done;
-        double each = progress.cases[i].timed ? progress.cases[i].seconds / progress.cases[i].timed
-                                              : seconds / timed;
+        struct case_progress *c = &progress.cases[i];
+        double to_go = c->total - c->done, kept[MAX_SAMPLES];
+        memcpy(kept, c->seconds, c->timed * sizeof *kept);
         if (to_go > 0)
-            left += to_go * each;
+            left += to_go * (c->timed ? median(kept, c->timed) : any);
     }
     return left;
 }
@@ -123,9 +148,10 @@ void progress_step(const char *label, const char *impl, unsigned k, unsigned n, 
     }
     int i = case_index(label);
     if (i >= 0) {
-        progress.cases[i].done++;
-        progress.cases[i].timed++;
-        progress.cases[i].seconds += seconds;
+        struct case_progress *c = &progress.cases[i];
+        c->done++;
+        if (c->timed < MAX_SAMPLES)
+            c->seconds[c->timed++] = seconds;
     }
     show(label, impl, warmup ? "warm-up" : "repetition", k, n);
 }
