@@ -47,8 +47,9 @@
  *   waiter starves and nobody can barge in front of it. A put makes a system
  *   call only when somebody waits. Timeouts are relative, in nanoseconds, on
  *   CLOCK_MONOTONIC: < 0 waits forever, 0 does not wait, and a value too large
- *   to add to the clock saturates to forever. A timed wait never returns early
- *   and is honoured across signals and spurious wake-ups. Waiting calls are
+ *   to add to the clock saturates to forever (mempool_get_until takes an
+ *   absolute deadline on the same clock instead). A timed wait never returns
+ *   early and is honoured across signals and spurious wake-ups. Waiting calls are
  *   not cancellation points; mempool_close() or a timeout aborts a wait.
  *   A bulk get waits in the same FIFO and collects its blocks when it reaches
  *   the head: a thread that waits while it holds blocks of the pool can wait
