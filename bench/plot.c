@@ -35,7 +35,8 @@ struct style {
     bool hollow, ours;
 };
 
-/* Names in table order: the index is the style. */
+/* Names in catalog order (ours first, then by name), whatever the order of
+ * the rows: the index is the style, the same in every plot of a build. */
 struct impls {
     const char *name[MAX_IMPLS];
     size_t count;
@@ -56,6 +57,11 @@ static struct style style_of(const struct impls *all, const char *impl)
     return s;
 }
 
+static int name_order(const void *a, const void *b)
+{
+    return bench_impl_order(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void collect_impls(const struct results *r, struct impls *out)
 {
     out->count = 0;
@@ -66,6 +72,7 @@ static void collect_impls(const struct results *r, struct impls *out)
         if (k == out->count && out->count < MAX_IMPLS)
             out->name[out->count++] = r->rows[i].impl;
     }
+    qsort(out->name, out->count, sizeof *out->name, name_order);
 }
 
 /* Text with &, < and > escaped. */
