@@ -66,6 +66,12 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
         return NULL;
     }
     if (unlikely(pool_closed(pool))) {
+        /* The hit path may have marked the cache busy and then seen a
+         * steal request: honour it, or a drain that declined while the
+         * cache looked busy never checks again. */
+        struct cache *cache = cache_lookup(pool);
+        if (cache && cache->size && atomic_load_explicit(&cache->steal, memory_order_relaxed))
+            mempool__cache_honour(pool, cache);
         errno = ECANCELED;
         return NULL;
     }
