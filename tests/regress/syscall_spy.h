@@ -20,9 +20,15 @@ static atomic_int spy_fail_barriers;  /* when set, they fail with EPERM */
 
 long syscall(long number, ...)
 {
-    static long (*real)(long, ...);
-    if (!real)
-        real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    /* Looked up on first use by whichever thread gets there; every lookup
+     * finds the same function. */
+    static _Atomic(void *) next;
+    void *found = atomic_load(&next);
+    if (!found) {
+        found = dlsym(RTLD_NEXT, "syscall");
+        atomic_store(&next, found);
+    }
+    long (*real)(long, ...) = (long (*)(long, ...))found;
     va_list ap;
     va_start(ap, number);
     /* Read only as many arguments as the pool passes to each call. */
