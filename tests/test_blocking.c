@@ -2,7 +2,8 @@
 /* Blocking gets: a get sleeps while the pool is empty and returns once a
  * block is put; waiters are served in FIFO order; a put hands its block to
  * the oldest waiter so nobody can take it first; no wake-up is lost with many
- * waiters and putters; a capacity-1 pool ping-pongs between two threads. */
+ * waiters and putters, nor when one put_bulk serves a dozen of them; a
+ * capacity-1 pool ping-pongs between two threads. */
 #include <sched.h>
 #include <stdatomic.h>
 
@@ -263,6 +264,43 @@ static void test_many_waiters_and_putters(void)
     mempool_destroy(c.pool);
 }
 
+/* One put_bulk serves more sleeping waiters than one unlock gathers
+ * wake-ups for (eight): the rest are woken at once, and none is missed. */
+enum { MANY_WAITERS = 12 };
+
+static void *wait_for_block(void *arg)
+{
+    return mempool_get_timeout(arg, 60 * SECOND);
+}
+
+static void test_put_bulk_wakes_many(void)
+{
+    mempool *pool = check_arena_pool(MANY_WAITERS, 64, MEMPOOL_NO_CACHE);
+    void *blocks[MANY_WAITERS];
+    REQUIRE(mempool_get_bulk(pool, blocks, MANY_WAITERS, 0) == 0);
+    pthread_t t[MANY_WAITERS];
+    for (int i = 0; i < MANY_WAITERS; i++)
+        t[i] = check_thread(wait_for_block, pool);
+    /* Every get counts its wait when it queues. */
+    mempool_stats s;
+    int64_t deadline = check_now_ns() + 60 * SECOND;
+    do {
+        check_sleep_ns(MS);
+        REQUIRE(mempool_stats_read(pool, &s) == 0);
+    } while (s.waits < MANY_WAITERS && check_now_ns() < deadline);
+    CHECK_EQ(s.waits, MANY_WAITERS);
+    CHECK_EQ(mempool_put_bulk(pool, blocks, MANY_WAITERS), 0);
+    for (int i = 0; i < MANY_WAITERS; i++) {
+        void *got = NULL;
+        REQUIRE(pthread_join(t[i], &got) == 0);
+        CHECK(got != NULL);
+        if (got)
+            CHECK_EQ(mempool_put(pool, got), 0);
+    }
+    CHECK_EQ(mempool_available(pool), MANY_WAITERS);
+    mempool_destroy(pool);
+}
+
 /* Capacity 1, two threads: the block goes back and forth. The count kept
  * inside the block is written by both threads with only the pool between
  * them, so a hand-off that does not order memory shows up as a wrong count
@@ -330,5 +368,6 @@ int main(void)
     test_put_hands_off(WAITER_GET_BULK);
     test_many_waiters_and_putters();
     test_ping_pong();
+    test_put_bulk_wakes_many();
     CHECK_DONE();
 }

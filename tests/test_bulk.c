@@ -141,6 +141,13 @@ static void test_put_bulk_refuses_whole(void)
         /* Nothing put: a, b and c are still out. */
         CHECK_EQ(mempool_available(pool), 1);
     }
+    /* A NULL array is reported as a null block, and nothing is put. */
+    atomic_store(&misuse_calls, 0);
+    misuse_block = (void *)&misuse_block;
+    CHECK_EQ(mempool_put_bulk(pool, NULL, 2), EINVAL);
+    CHECK_EQ(atomic_load(&misuse_calls), 1);
+    CHECK(misuse_block == NULL);
+    CHECK_EQ(mempool_available(pool), 1);
     atomic_store(&misuse_calls, 0);
     /* Proof that a, b, c stayed out: each single put is accepted. */
     CHECK_EQ(mempool_put(pool, a), 0);

@@ -188,6 +188,26 @@ static void test_write_after_put(void)
     mempool_destroy(pool);
 }
 
+/* A block size that is not a multiple of 8: the checksum covers the bytes
+ * after the last whole word too. */
+static void test_write_after_put_tail(void)
+{
+    struct report r;
+    memset(&r, 0, sizeof r);
+    mempool_config cfg = { .capacity = 1, .block_size = 13, .flags = MEMPOOL_CHECKED,
+                           .on_misuse = on_misuse, .arg = &r };
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    unsigned char *b = mempool_get(pool);
+    memset(b, 0x11, 13);
+    CHECK_EQ(mempool_put(pool, b), 0);
+    sneak_write(b + 12, 0x22); /* the bug, in the last byte */
+    CHECK(mempool_get(pool) == b);
+    CHECK_EQ(reports_of(&r, "write-after-put", b), 1);
+    CHECK_EQ(mempool_put(pool, b), 0);
+    mempool_destroy(pool);
+}
+
 /* A write past the end is reported at put, the put is still accepted and
  * the guard restored. */
 static void test_overflow(void)
@@ -355,6 +375,7 @@ int main(void)
     test_racing_repeated_put(0);
     test_racing_repeated_put(1);
     test_write_after_put();
+    test_write_after_put_tail();
     test_overflow();
     test_quarantine();
     test_waiting();

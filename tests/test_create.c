@@ -182,6 +182,9 @@ static void test_eoverflow(void)
     /* The stride fits, the arena of two blocks does not. */
     cfg = arena_config(2, pmax / 2 + 64);
     EXPECT_REFUSED(cfg, EOVERFLOW);
+    /* The arena fits, the arena and the pool's side arrays together do not. */
+    cfg = arena_config(1, pmax - 256);
+    EXPECT_REFUSED(cfg, EOVERFLOW);
     /* The largest capacity times a moderate stride. */
     cfg = arena_config(MEMPOOL_CAPACITY_MAX, pmax / MEMPOOL_CAPACITY_MAX + 4096);
     EXPECT_REFUSED(cfg, EOVERFLOW);
