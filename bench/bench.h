@@ -155,10 +155,9 @@ void helpers_callgrind(const struct options *o, const struct catalog_entry *cata
 const char *bench_self_dir(void);
 
 /* progress.c: runs_per_case is warm-ups plus repetitions */
-void progress_init(const struct options *o, const struct bench_case *cases, size_t case_count,
-                   size_t impl_count, unsigned runs_per_case);
-void progress_step(const char *label, const char *impl, unsigned k, unsigned n, bool warmup,
-                   double seconds);
+void progress_init(const struct options *o, size_t case_count, size_t impl_count,
+                   unsigned runs_per_case);
+void progress_step(const char *label, const char *impl, unsigned k, unsigned n, bool warmup);
 void progress_skip(const char *label, const char *impl, unsigned runs);
 bool progress_record(const char *line);
 void progress_end(void);

@@ -74,11 +74,10 @@ static void start_progress(const struct options *o, const struct catalog_entry *
     struct bench_case cases[64];
     size_t case_count = bench_cases(o, cases, 64), kept = 0, impls = 0;
     for (size_t i = 0; i < case_count; i++)
-        if (!o->callgrind || cases[i].scenario->single_thread)
-            cases[kept++] = cases[i];
+        kept += !o->callgrind || cases[i].scenario->single_thread;
     for (size_t i = 0; i < count; i++)
         impls += catalog[i].available && bench_listed(o->impls, catalog[i].name);
-    progress_init(o, cases, kept, impls, o->callgrind ? 1 : o->warmups + o->repetitions);
+    progress_init(o, kept, impls, o->callgrind ? 1 : o->warmups + o->repetitions);
 }
 
 int main(int argc, char **argv)
@@ -92,7 +91,7 @@ int main(int argc, char **argv)
                 printf("%s\n", bench_impl_at(i)->name);
             return 0;
         }
-        progress_init(&o, NULL, 0, 0, 0);
+        progress_init(&o, 0, 0, 0);
         if (o.pin)
             bench_pin(0);
         struct results r = {0};

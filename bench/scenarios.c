@@ -113,11 +113,9 @@ static int run_case(const struct bench_impl *impl, const struct options *o,
     unsigned i = 0;
     for (; i < o->warmups + reps && !err; i++) {
         bool warmup = i < o->warmups;
-        uint64_t start = bench_now_ns();
         err = s->run(impl, pool, &p, &samples[warmup ? 0 : i - o->warmups]);
         progress_step(c->label, impl->name, warmup ? i + 1 : i - o->warmups + 1,
-                      warmup ? o->warmups : reps, warmup,
-                      (double)(bench_now_ns() - start) / 1e9);
+                      warmup ? o->warmups : reps, warmup);
     }
     impl->destroy(pool);
     if (err) {
