@@ -77,6 +77,7 @@ struct round {
      * to zero (high 32 bits), written by the thread only. */
     _Atomic uint64_t held[THREADS_MAX];
     atomic_int running;     /* workers not finished yet */
+    atomic_long progress;   /* operations done, in steps of 256 */
     atomic_bool closed;
     /* Totals for the statistics check. */
     atomic_long gets, puts, refused, misuse_reports;
@@ -387,6 +388,8 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct round *r = w->r;
     for (long op = 0; op < r->ops; op++) {
+        if ((op & 255) == 255)
+            atomic_fetch_add_explicit(&r->progress, 256, memory_order_relaxed);
         unsigned pick = (unsigned)below(&w->rng, 100);
         bool bulk_allowed = w->block_budget > 0;
         if (pick < 22)
@@ -450,8 +453,10 @@ static void controller_drain(struct round *r, uint64_t *rng)
 static void controller(struct round *r, uint64_t seed)
 {
     uint64_t rng = seed;
-    long close_after = r->close_midway ? 1 + (long)below(&rng, 200) : -1;
-    for (long step = 0; atomic_load(&r->running) > 0; step++) {
+    /* A close somewhere between a tenth and nine tenths of the way. */
+    long close_at = r->close_midway ? r->ops * r->threads / 100 * (10 + (long)below(&rng, 81))
+                                    : -1;
+    while (atomic_load(&r->running) > 0) {
         switch (below(&rng, 4)) {
         case 0:
             controller_drain(r, &rng);
@@ -466,7 +471,8 @@ static void controller(struct round *r, uint64_t seed)
             check_sleep_ns((int64_t)below(&rng, 200) * US);
             break;
         }
-        if (step == close_after) {
+        if (close_at >= 0 && !r->closed &&
+            atomic_load_explicit(&r->progress, memory_order_relaxed) >= close_at) {
             atomic_store(&r->closed, true);
             mempool_close(r->pool);
         }
