@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Model of the cache reclaim protocol (the asymmetric fence of src/cache.h,
- * mempool__caches_reclaim and mempool__caches_arm of src/cache.c, take_locked
- * and mempool__wait_bit_update of src/wait.c), for spin. See model/README.md
+ * mempool__caches_reclaim, mempool__caches_arm and mempool__wait_bit_update of
+ * src/locked.c, take_locked of src/wait.c), for spin. See model/README.md
  * for the abstraction.
  *
  * Threads: one or two cache owners (OWNERS), each doing OPS gets or puts on

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Model of mempool_drain against per-thread caches (mempool_drain and
- * drain_check of src/wait.c, cache_empty_locked, refill and spill of
- * src/cache.c, the asymmetric fence of src/cache.h), for spin. See
+ * mempool__drain_check and mempool__cache_empty_locked of src/locked.c,
+ * refill and spill of src/cache.c, the asymmetric fence of src/cache.h), for spin. See
  * model/README.md for the abstraction.
  *
  * Threads: one or two cache owners (OWNERS), each doing OPS gets, puts or

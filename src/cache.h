@@ -93,6 +93,16 @@ extern _Thread_local struct cache_table mempool__cache_table
 #endif
     ;
 
+static inline size_t cache_bytes(uint32_t size)
+{
+    return sizeof(struct cache) + size * sizeof(uint32_t);
+}
+
+/* The thread's table grown to hold `slot`, false when out of memory; and the
+ * release of a cache the thread owns (registry.c). */
+MEMPOOL_INTERNAL bool mempool__table_reserve(struct cache_table *table, uint32_t slot);
+MEMPOOL_INTERNAL void mempool__cache_free(struct cache *c);
+
 /* The calling thread's cache for the pool, attaching one on first use, or
  * NULL to run uncached. */
 MEMPOOL_INTERNAL struct cache *mempool__cache_of(mempool *pool);

@@ -6,41 +6,10 @@
 #include <string.h>
 
 #include "index.h"
+#include "locked.h"
 #include "track.h"
 
 #define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED)
-
-void *mempool__call_make(mempool *pool)
-{
-    int saved = errno;
-    int cancel = mempool__os_cancel_off();
-    void *block = pool->make(pool->arg);
-    mempool__os_cancel_restore(cancel);
-    errno = saved;
-    return block;
-}
-
-static void call_unmake(mempool *pool, void *block)
-{
-    if (!pool->unmake)
-        return;
-    int saved = errno;
-    int cancel = mempool__os_cancel_off();
-    pool->unmake(block, pool->arg);
-    mempool__os_cancel_restore(cancel);
-    errno = saved;
-}
-
-void mempool__report(mempool *pool, const char *what, const void *block)
-{
-    if (!pool->on_misuse)
-        return;
-    int saved = errno;
-    int cancel = mempool__os_cancel_off();
-    pool->on_misuse(what, block, pool->arg);
-    mempool__os_cancel_restore(cancel);
-    errno = saved;
-}
 
 static int config_check(const mempool_config *c)
 {
@@ -164,7 +133,7 @@ static void unmake_free_blocks(mempool *pool)
             continue;
         void *block = block_at(pool, (uint32_t)i);
         track_out(pool, block);
-        call_unmake(pool, block);
+        mempool__call_unmake(pool, block);
     }
 }
 
@@ -296,6 +265,16 @@ void mempool_destroy(mempool *pool)
     if (pool->make)
         unmake_free_blocks(pool);
     pool_free(pool);
+}
+
+size_t mempool_available(const mempool *pool)
+{
+    if (!pool)
+        return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&pool->lock);
+    size_t n = mempool__available_locked(pool);
+    pthread_mutex_unlock((pthread_mutex_t *)&pool->lock);
+    return n;
 }
 
 size_t mempool_capacity(const mempool *pool)

@@ -123,13 +123,15 @@ MEMPOOL_INTERNAL uint32_t mempool__register(mempool *pool, void *block);
 MEMPOOL_INTERNAL size_t mempool__map_bytes(size_t capacity);
 MEMPOOL_INTERNAL void mempool__map_init(struct ptr_map *map, void *memory, size_t capacity);
 
-/* Callbacks run with cancellation off and errno kept (create.c). */
+/* Callbacks run with cancellation off and errno kept (callback.c). */
 MEMPOOL_INTERNAL void *mempool__call_make(mempool *pool);
+MEMPOOL_INTERNAL void mempool__call_unmake(mempool *pool, void *block);
 MEMPOOL_INTERNAL void mempool__report(mempool *pool, const char *what, const void *block);
 
-/* Slow paths (wait.c). */
+/* The sleeping get (wait.c). */
 MEMPOOL_INTERNAL int mempool__get_slow(mempool *pool, void **out, size_t n,
                                        int64_t timeout_ns);
+/* Hand-off puts and returned lazy slots, taking the lock (locked.c). */
 MEMPOOL_INTERNAL void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n);
 MEMPOOL_INTERNAL void mempool__return_slot(mempool *pool);
 
@@ -165,7 +167,7 @@ static inline void stats_note_out(mempool *pool, size_t out)
         mempool__stats_raise_high(pool, out);
 }
 
-/* Pool ids and cache slots (cache.c). */
+/* Pool ids and cache slots (registry.c). */
 MEMPOOL_INTERNAL void mempool__registry_add(mempool *pool);
 MEMPOOL_INTERNAL void mempool__registry_remove(mempool *pool);
 

@@ -6,7 +6,7 @@
 #include <inttypes.h>
 
 #include "cache.h"
-#include "wait.h"
+#include "locked.h"
 
 void mempool__stats_raise_high(mempool *pool, size_t out)
 {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The slow paths: sleeping gets, hand-off puts, lazy makes, close and drain.
+/* The waiting layer: sleeping gets, lazy makes, close and drain (the hand-off
+ * puts and the rest of what runs under the lock are in locked.c).
  *
  * PROTOCOL
  *   Sleeping gets queue in FIFO order under pool->lock. A queued get holds a
@@ -33,34 +34,8 @@
 
 #include "cache.h"
 #include "index.h"
-#include "wait.h"
+#include "locked.h"
 
-/* A waiter's state; TIMED_OUT is only ever returned, never stored. */
-enum { WAITING, DONE, CANCELED, SLOT, TIMED_OUT };
-
-struct waiter {
-    struct waiter *next, *prev;
-    void **out;
-    size_t need, have;
-    _Atomic uint32_t state;
-};
-
-static void wake_later(struct wakeups *wk, _Atomic uint32_t *word, int count)
-{
-    if (wk->n < 8) {
-        wk->word[wk->n] = word;
-        wk->count[wk->n++] = count;
-    } else {
-        mempool__os_wake(word, count);
-    }
-}
-
-void mempool__unlock_and_wake(mempool *pool, struct wakeups *wk)
-{
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 0; i < wk->n; i++)
-        mempool__os_wake(wk->word[i], wk->count[i]);
-}
 
 static int64_t deadline_after(int64_t timeout_ns)
 {
@@ -68,174 +43,6 @@ static int64_t deadline_after(int64_t timeout_ns)
         return OS_FOREVER;
     int64_t now = mempool__os_now();
     return timeout_ns >= OS_FOREVER - now ? OS_FOREVER : now + timeout_ns;
-}
-
-static void queue_add(mempool *pool, struct waiter *w, bool front)
-{
-    if (front) {
-        w->prev = NULL;
-        w->next = pool->first;
-        if (pool->first)
-            pool->first->prev = w;
-        else
-            pool->last = w;
-        pool->first = w;
-    } else {
-        w->next = NULL;
-        w->prev = pool->last;
-        if (pool->last)
-            pool->last->next = w;
-        else
-            pool->first = w;
-        pool->last = w;
-    }
-    atomic_fetch_add_explicit(&pool->collected, w->have, memory_order_relaxed);
-}
-
-static void queue_remove(mempool *pool, struct waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        pool->first = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        pool->last = w->prev;
-    atomic_fetch_sub_explicit(&pool->collected, w->have, memory_order_relaxed);
-}
-
-void mempool__wait_bit_update(mempool *pool)
-{
-    bool want = pool->first || pool->drainers;
-    bool have = atomic_load_explicit(&pool->stack.head, memory_order_relaxed) & STACK_WAIT;
-    if (want != have)
-        stack_set_wait(&pool->stack, want);
-    mempool__caches_arm(pool, want);
-}
-
-size_t mempool__available_locked(const mempool *pool)
-{
-    size_t n = stack_depth(&pool->stack) +
-               atomic_load_explicit(&pool->ring_length, memory_order_relaxed) +
-               atomic_load_explicit(&pool->collected, memory_order_relaxed) +
-               atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
-               mempool__caches_count_locked(pool);
-    return n < pool->capacity ? n : pool->capacity;
-}
-
-size_t mempool_available(const mempool *pool)
-{
-    if (!pool)
-        return 0;
-    pthread_mutex_lock((pthread_mutex_t *)&pool->lock);
-    size_t n = mempool__available_locked(pool);
-    pthread_mutex_unlock((pthread_mutex_t *)&pool->lock);
-    return n;
-}
-
-/* True when every block is back, at one instant. Only with the caches armed
- * (a drain waits): no owner can then start an operation, and one still in
- * an operation makes the answer no (it honours the steal request when it
- * ends, under the lock, and checks again). So nothing moves between the
- * stack and a cache while the terms are read; what can still change is
- * blocks leaving (lock-free pops, lazy slots claimed), and a sum of terms
- * that only shrink equals the capacity only if the pool was complete when
- * the first was read. */
-static bool drain_complete_locked(const mempool *pool)
-{
-    return mempool__caches_idle_locked(pool) &&
-           mempool__available_locked(pool) == pool->capacity;
-}
-
-/* A drain sleeps until a put sees the pool complete; it is told by a bump of
- * drain_seq, so it returns 0 even if a get takes a block right after. */
-void mempool__drain_check(mempool *pool, struct wakeups *wk)
-{
-    if (pool->drainers && drain_complete_locked(pool)) {
-        atomic_fetch_add_explicit(&pool->drain_seq, 1, memory_order_release);
-        wake_later(wk, &pool->drain_seq, 1 << 30);
-    }
-}
-
-/* The free structure: the stack, or a checked pool's FIFO ring. */
-static void free_locked(mempool *pool, const uint32_t *indices, size_t n)
-{
-    if (!pool->checked) {
-        stack_push_many(&pool->stack, indices, n, true);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        mempool__checked_ring_add(pool, indices[i]);
-}
-
-static uint32_t take_free_locked(mempool *pool)
-{
-    return pool->checked ? mempool__checked_ring_take(pool) : stack_pop(&pool->stack, NULL);
-}
-
-void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,
-                        struct wakeups *wk)
-{
-    size_t i = 0;
-    while (i < n && pool->first) {
-        struct waiter *w = pool->first;
-        stack_mark_out(&pool->stack, indices[i]);
-        w->out[w->have++] = block_at(pool, indices[i++]);
-        atomic_fetch_add_explicit(&pool->collected, 1, memory_order_relaxed);
-        if (w->have < w->need)
-            continue;
-        queue_remove(pool, w);
-        /* Release: the waiter reads out[] after it sees DONE. After this
-         * store `w` may be gone; only its state's address is used. */
-        atomic_store_explicit(&w->state, DONE, memory_order_release);
-        wake_later(wk, &w->state, 1);
-    }
-    if (i < n) {
-        free_locked(pool, indices + i, n - i);
-        mempool__drain_check(pool, wk);
-    }
-}
-
-/* Gives back blocks a get had taken but cannot keep (all or nothing). */
-static void give_back_locked(mempool *pool, void **blocks, size_t n, struct wakeups *wk)
-{
-    const char *what;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t index = block_lookup(pool, blocks[i], &what);
-        mempool__give_locked(pool, &index, 1, wk);
-    }
-}
-
-void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n)
-{
-    struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
-    mempool__give_locked(pool, indices, n, &wk);
-    mempool__wait_bit_update(pool);
-    mempool__unlock_and_wake(pool, &wk);
-}
-
-static void return_slot_locked(mempool *pool, struct wakeups *wk)
-{
-    struct waiter *w = pool->first;
-    if (!w) {
-        atomic_fetch_add_explicit(&pool->unmade, 1, memory_order_relaxed);
-        mempool__drain_check(pool, wk);
-        return;
-    }
-    queue_remove(pool, w);
-    atomic_store_explicit(&w->state, SLOT, memory_order_release);
-    wake_later(wk, &w->state, 1);
-}
-
-void mempool__return_slot(mempool *pool)
-{
-    struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
-    return_slot_locked(pool, &wk);
-    mempool__wait_bit_update(pool);
-    mempool__unlock_and_wake(pool, &wk);
 }
 
 /* Makes a block for each slot the get claimed. ENOMEM when a make fails or
@@ -267,7 +74,7 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
 {
     for (;;) {
         while (w->have < w->need) {
-            uint32_t index = take_free_locked(pool);
+            uint32_t index = mempool__take_free_locked(pool);
             if (index == STACK_NIL)
                 break;
             stack_mark_out(&pool->stack, index);
@@ -313,8 +120,8 @@ static uint32_t sleep_queued(mempool *pool, struct waiter *w, int64_t deadline)
         pthread_mutex_lock(&pool->lock);
         state = atomic_load_explicit(&w->state, memory_order_acquire);
         if (state == WAITING) {
-            queue_remove(pool, w);
-            give_back_locked(pool, w->out, w->have, &wk);
+            mempool__queue_remove(pool, w);
+            mempool__give_back_locked(pool, w->out, w->have, &wk);
             w->have = 0;
             mempool__wait_bit_update(pool);
         }
@@ -339,7 +146,7 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
                 if (err && w.have) {
                     struct wakeups wk = { .n = 0 };
                     pthread_mutex_lock(&pool->lock);
-                    give_back_locked(pool, out, w.have, &wk);
+                    mempool__give_back_locked(pool, out, w.have, &wk);
                     mempool__wait_bit_update(pool);
                     mempool__unlock_and_wake(pool, &wk);
                 }
@@ -357,9 +164,9 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
         if (take == TAKE_SLEEP) {
             atomic_fetch_add_explicit(&pool->waits, 1, memory_order_relaxed);
             atomic_store_explicit(&w.state, WAITING, memory_order_relaxed);
-            queue_add(pool, &w, front);
+            mempool__queue_add(pool, &w, front);
         } else if (err) {
-            give_back_locked(pool, out, w.have, &wk);
+            mempool__give_back_locked(pool, out, w.have, &wk);
         }
         mempool__wait_bit_update(pool);
         mempool__unlock_and_wake(pool, &wk);
@@ -402,7 +209,7 @@ void mempool_close(mempool *pool)
         const char *what;
         for (size_t i = 0; i < w->have; i++) {
             uint32_t index = block_lookup(pool, w->out[i], &what);
-            free_locked(pool, &index, 1);
+            mempool__free_locked(pool, &index, 1);
         }
         w->have = 0;
         atomic_store_explicit(&w->state, CANCELED, memory_order_release);
@@ -429,7 +236,7 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
      * below covers the puts that landed before. There is no cheaper check
      * before arming: without it, blocks moving between a cache and the
      * stack can be counted twice. */
-    bool complete = drain_complete_locked(pool);
+    bool complete = mempool__drain_complete_locked(pool);
     if (!complete && timeout_ns == 0) {
         err = ETIMEDOUT;
     } else if (!complete) {
