@@ -56,8 +56,6 @@ struct cache *mempool__cache_of(mempool *pool)
 
 uint32_t mempool__cache_get(mempool *pool, struct cache *c)
 {
-    if (!c->size)
-        return STACK_NIL;
     if (!cache_enter(pool, c)) {
         mempool__cache_honour(pool, c);
         return STACK_NIL;
@@ -72,8 +70,6 @@ uint32_t mempool__cache_get(mempool *pool, struct cache *c)
 
 bool mempool__cache_put(mempool *pool, struct cache *c, uint32_t index)
 {
-    if (!c->size)
-        return false;
     if (!cache_enter(pool, c)) {
         mempool__cache_honour(pool, c);
         return false;

@@ -107,7 +107,8 @@ MEMPOOL_INTERNAL void mempool__cache_free(struct cache *c);
  * NULL to run uncached. */
 MEMPOOL_INTERNAL struct cache *mempool__cache_of(mempool *pool);
 /* The full cache operations, for when the inline hit path misses: they
- * refill, spill and honour steal requests. */
+ * refill, spill and honour steal requests. The cache has a size (callers
+ * check: a pool without caching has size-0 caches for its statistics). */
 MEMPOOL_INTERNAL uint32_t mempool__cache_get(mempool *pool, struct cache *cache);
 MEMPOOL_INTERNAL bool mempool__cache_put(mempool *pool, struct cache *cache, uint32_t index);
 MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *cache);
