@@ -40,6 +40,10 @@ struct bench_impl {
     /* Threads must not be preempted inside a call (they may spin on each
      * other): cases with more threads than CPUs are not run. */
     int one_thread_per_cpu;
+    /* Its futex and membarrier calls go through syscall(3), where the
+     * handoff scenario counts them (the C library's mutexes and condition
+     * variables make theirs directly). */
+    int counts_syscalls;
     /* One line printed under the table when this implementation ran;
      * optional. */
     const char *note;

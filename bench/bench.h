@@ -12,6 +12,8 @@
 
 #define BENCH_MAX_THREADS 64
 #define BENCH_NAME_SIZE 32
+/* Figures a scenario may report beside its value. */
+#define BENCH_EXTRAS 5
 
 struct options {
     const char *scenarios;   /* comma-separated names or case labels; NULL: all */
@@ -41,17 +43,18 @@ struct params {
     bool pin;
 };
 
-/* One repetition's figures. */
+/* One repetition's figures. An extra the implementation cannot report is
+ * NAN, printed as "-". */
 struct sample {
     double value;            /* in the scenario's unit */
-    double extra[2];
+    double extra[BENCH_EXTRAS];
 };
 
 struct scenario {
     const char *name;
     const char *description;
     const char *unit;        /* what the value measures: the column heading */
-    const char *extra_label[2]; /* NULL: no such column */
+    const char *extra_label[BENCH_EXTRAS]; /* NULL: no such column */
     size_t capacity;         /* pool capacity for this scenario */
     bool single_thread;      /* measured under callgrind */
     bool arg_is_threads;     /* the case argument is the thread count */
@@ -59,6 +62,7 @@ struct scenario {
     /* Runs one repetition; 0 or an errno value. */
     int (*run)(const struct bench_impl *impl, void *pool, const struct params *p,
                struct sample *out);
+    const char *note;        /* printed under the table when it ran; optional */
 };
 
 struct bench_case {
@@ -73,7 +77,7 @@ struct row {
     char impl[BENCH_NAME_SIZE];
     bool na;                 /* the implementation cannot do this */
     double median, min, max;
-    double extra[2];
+    double extra[BENCH_EXTRAS]; /* the median repetition's */
 };
 
 /* A growing list of rows and the facts reported with them. */
@@ -130,6 +134,15 @@ typedef void (*worker_body)(const struct bench_impl *impl, void *pool, unsigned 
 uint64_t bench_threads(const struct bench_impl *impl, void *pool, unsigned n, bool pin,
                        worker_body body, void *shared);
 void bench_pin(unsigned index);
+
+/* syscalls.c: the calls made through syscall(3) so far, by every thread of
+ * the process */
+struct syscall_counts {
+    uint64_t barriers;       /* membarrier MEMBARRIER_CMD_PRIVATE_EXPEDITED */
+    uint64_t futex_waits;    /* FUTEX_WAIT and FUTEX_WAIT_BITSET */
+    uint64_t futex_wakes;    /* FUTEX_WAKE and FUTEX_WAKE_BITSET */
+};
+struct syscall_counts bench_syscall_counts(void);
 
 /* results.c */
 struct row *results_add(struct results *r);

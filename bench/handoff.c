@@ -8,8 +8,13 @@
  * a put, a thread waits (outside the measured get, sleeping) until the other
  * thread owns the block, so every measured get really sleeps and nobody can
  * take back its own block. The CPU time spent inside the gets is measured
- * with the thread CPU clock. */
+ * with the thread CPU clock.
+ *
+ * The heavy barriers and futex calls are those the whole process makes
+ * through syscall(3) while the two threads run (gets and puts together),
+ * divided by the waits: only for implementations that make them there. */
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,7 +28,7 @@ struct handoff {
     _Atomic size_t gets;        /* gets done so far */
     _Atomic uint64_t put_ns;    /* when the block was last put */
     double *latency_us;         /* one per get after the first */
-    uint64_t cpu_ns[2];             /* CPU time inside the measured gets */
+    uint64_t cpu_ns[2];         /* CPU time inside the measured gets */
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -74,20 +79,32 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Calls per wait, NAN when the implementation's calls are not counted. */
+static double per_wait(const struct bench_impl *impl, uint64_t calls, size_t waits)
+{
+    return impl->counts_syscalls ? (double)calls / (double)waits : NAN;
+}
+
 /* The value is the median wake-up latency in µs; the extras are its 99th
- * percentile and the CPU time used per wait in µs. */
+ * percentile, the CPU time used per wait in µs, and the barriers, futex
+ * waits and futex wakes per wait. */
 int threads_handoff(const struct bench_impl *impl, void *pool, const struct params *p,
                     struct sample *out)
 {
     struct handoff h = {.total = p->handoffs < 3 ? 3 : p->handoffs};
     if (!(h.latency_us = calloc(h.total, sizeof *h.latency_us)))
         return ENOMEM;
+    struct syscall_counts before = bench_syscall_counts();
     bench_threads(impl, pool, 2, p->pin, handoff_body, &h);
+    struct syscall_counts after = bench_syscall_counts();
     size_t count = h.total - 1;
     qsort(h.latency_us, count, sizeof *h.latency_us, compare_double);
     out->value = h.latency_us[count / 2];
     out->extra[0] = h.latency_us[count * 99 / 100];
     out->extra[1] = (double)(h.cpu_ns[0] + h.cpu_ns[1]) / 1e3 / (double)count;
+    out->extra[2] = per_wait(impl, after.barriers - before.barriers, count);
+    out->extra[3] = per_wait(impl, after.futex_waits - before.futex_waits, count);
+    out->extra[4] = per_wait(impl, after.futex_wakes - before.futex_wakes, count);
     free(h.latency_us);
     return 0;
 }

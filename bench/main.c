@@ -54,6 +54,21 @@ static void report_missing(const struct options *o, const struct catalog_entry *
                          catalog[i].name, catalog[i].package);
 }
 
+/* The note of each selected scenario that has one, once. */
+static void scenario_notes(const struct options *o, struct results *r)
+{
+    struct bench_case cases[64];
+    size_t case_count = bench_cases(o, cases, 64);
+    for (size_t i = 0; i < case_count; i++) {
+        const struct scenario *s = cases[i].scenario;
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++)
+            first = cases[k].scenario != s;
+        if (first && s->note && (!o->callgrind || s->single_thread))
+            results_line(r, "note %s", s->note);
+    }
+}
+
 static int write_outputs(const struct options *o, const struct results *r)
 {
     int failed = 0;
@@ -126,6 +141,7 @@ int main(int argc, char **argv)
         run_linked(&o, &r);
         helpers_run(&o, &r);
     }
+    scenario_notes(&o, &r);
     report_missing(&o, catalog, count, &r);
     progress_end();
     report_table(&r, stdout, title);

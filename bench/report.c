@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The outputs: the aligned table, CSV and JSON, each with the system facts
  * (CPU, cores, compiler, library versions) that make a figure mean anything. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -76,8 +77,18 @@ static const char *unit_of(const struct results *r, const struct scenario *s)
 
 static const char *number(char *out, size_t size, double v)
 {
-    snprintf(out, size, v < 10 ? "%.2f" : v < 10000 ? "%.1f" : "%.0f", v);
+    if (isnan(v))
+        snprintf(out, size, "-");
+    else
+        snprintf(out, size, v < 10 ? "%.2f" : v < 10000 ? "%.1f" : "%.0f", v);
     return out;
+}
+
+/* An extra column is as wide as its heading, and at least 14. */
+static int extra_width(const char *label)
+{
+    int width = (int)strlen(label);
+    return width < 14 ? 14 : width;
 }
 
 /* True when no earlier row has this label: the labels in first-seen order
@@ -97,9 +108,9 @@ static void table_case(const struct results *r, const char *label, FILE *to)
     fprintf(to, "\n%s: %s\n", label, s ? s->description : "");
     fprintf(to, "  %-16s %13s %21s %9s", "implementation", unit_of(r, s), "min-max",
             "vs peer");
-    for (int e = 0; e < 2; e++)
+    for (int e = 0; e < BENCH_EXTRAS; e++)
         if (s && s->extra_label[e])
-            fprintf(to, " %14s", s->extra_label[e]);
+            fprintf(to, " %*s", extra_width(s->extra_label[e]), s->extra_label[e]);
     fputc('\n', to);
     for (size_t i = 0; i < r->count; i++) {
         const struct row *w = &r->rows[i];
@@ -116,9 +127,10 @@ static void table_case(const struct results *r, const char *label, FILE *to)
             snprintf(ratio, sizeof ratio, "%.2f", w->median / best);
         fprintf(to, "  %-16s %13s %21s %9s", w->impl, number(c, sizeof c, w->median), range,
                 ratio);
-        for (int e = 0; e < 2; e++)
+        for (int e = 0; e < BENCH_EXTRAS; e++)
             if (s && s->extra_label[e])
-                fprintf(to, " %14s", number(a, sizeof a, w->extra[e]));
+                fprintf(to, " %*s", extra_width(s->extra_label[e]),
+                        number(a, sizeof a, w->extra[e]));
         fputc('\n', to);
     }
 }
@@ -169,20 +181,29 @@ int report_csv(const struct results *r, const char *path)
         return -1;
     for (size_t i = 0; i < r->line_count; i++)
         fprintf(to, "# %s\n", r->lines[i]);
-    fprintf(to, "case,scenario,implementation,unit,median,min,max,vs_peer,"
-                "extra1_name,extra1,extra2_name,extra2\n");
+    fprintf(to, "case,scenario,implementation,unit,median,min,max,vs_peer");
+    for (int e = 1; e <= BENCH_EXTRAS; e++)
+        fprintf(to, ",extra%d_name,extra%d", e, e);
+    fputc('\n', to);
     for (size_t i = 0; i < r->count; i++) {
         const struct row *w = &r->rows[i];
         const struct scenario *s = bench_scenario_of(w->label);
         double best = best_peer(r, w->label);
         fprintf(to, "%s,%s,%s,%s,", w->label, s ? s->name : "", w->impl, unit_of(r, s));
         if (w->na)
-            fprintf(to, ",,,,,,,\n");
+            fprintf(to, ",,,");
         else
-            fprintf(to, "%.4g,%.4g,%.4g,%.4g,%s,%.4g,%s,%.4g\n", w->median, w->min, w->max,
-                    best > 0 ? w->median / best : 0.0,
-                    s && s->extra_label[0] ? s->extra_label[0] : "", w->extra[0],
-                    s && s->extra_label[1] ? s->extra_label[1] : "", w->extra[1]);
+            fprintf(to, "%.4g,%.4g,%.4g,%.4g", w->median, w->min, w->max,
+                    best > 0 ? w->median / best : 0.0);
+        /* Each extra: its name where the scenario has it, its value where
+         * it was measured; empty fields otherwise. */
+        for (int e = 0; e < BENCH_EXTRAS; e++) {
+            const char *name = s && s->extra_label[e] ? s->extra_label[e] : "";
+            fprintf(to, ",%s,", w->na ? "" : name);
+            if (!w->na && name[0] && !isnan(w->extra[e]))
+                fprintf(to, "%.4g", w->extra[e]);
+        }
+        fputc('\n', to);
     }
     return close_output(to);
 }
@@ -246,11 +267,14 @@ int report_json(const struct results *r, const char *path)
                 w->median, w->min, w->max);
         if (best > 0)
             fprintf(to, ", \"vs_peer\": %.4g", w->median / best);
-        for (int e = 0; e < 2; e++)
+        for (int e = 0; e < BENCH_EXTRAS; e++)
             if (s && s->extra_label[e]) {
                 fprintf(to, ", ");
                 json_string(to, s->extra_label[e]);
-                fprintf(to, ": %.6g", w->extra[e]);
+                if (isnan(w->extra[e]))
+                    fprintf(to, ": null"); /* not counted for this implementation */
+                else
+                    fprintf(to, ": %.6g", w->extra[e]);
             }
         fputc('}', to);
     }

@@ -56,12 +56,36 @@ void results_emit(const struct results *r, FILE *to)
 {
     for (size_t i = 0; i < r->count; i++) {
         const struct row *w = &r->rows[i];
-        fprintf(to, "R\t%s\t%s\t%d\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\n", w->label, w->impl,
-                w->na, w->median, w->min, w->max, w->extra[0], w->extra[1]);
+        fprintf(to, "R\t%s\t%s\t%d\t%.17g\t%.17g\t%.17g", w->label, w->impl, w->na,
+                w->median, w->min, w->max);
+        for (int e = 0; e < BENCH_EXTRAS; e++)
+            fprintf(to, "\t%.17g", w->extra[e]);
+        fputc('\n', to);
     }
     for (size_t i = 0; i < r->line_count; i++)
         fprintf(to, "L\t%s\n", r->lines[i]);
     fflush(to);
+}
+
+/* An "R" record into w: 0, or -1 when it is not one. */
+static int parse_row(const char *line, struct row *w)
+{
+    int na = 0, end = 0;
+    if (sscanf(line, "R\t%31[^\t]\t%31[^\t]\t%d\t%lg\t%lg\t%lg%n", w->label, w->impl, &na,
+               &w->median, &w->min, &w->max, &end) != 6 || !end)
+        return -1;
+    w->na = na != 0;
+    const char *p = line + end;
+    for (int e = 0; e < BENCH_EXTRAS; e++) {
+        char *next;
+        if (*p != '\t')
+            return -1;
+        w->extra[e] = strtod(p + 1, &next);
+        if (next == p + 1)
+            return -1;
+        p = next;
+    }
+    return *p ? -1 : 0;
 }
 
 /* Reads a helper's records, passing its progress on when `progress` is set;
@@ -81,13 +105,8 @@ int results_absorb(struct results *r, FILE *from, bool progress)
                 progress_record(line);
             continue;
         }
-        struct row w = {0};
-        int na = 0;
-        if (sscanf(line, "R\t%31[^\t]\t%31[^\t]\t%d\t%lg\t%lg\t%lg\t%lg\t%lg", w.label, w.impl,
-                   &na, &w.median, &w.min, &w.max, &w.extra[0], &w.extra[1]) == 8) {
-            w.na = na != 0;
-            *results_add(r) = w;
-        } else {
+        if (parse_row(line, results_add(r)) != 0) {
+            r->count--;
             bad = -1;
         }
     }
