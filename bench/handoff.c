@@ -5,23 +5,30 @@
  * Each thread gets the block (sleeping until the other puts it), holds it
  * for HOLD_NS of busy work, stamps the time and puts it. The wake-up latency
  * is the time from that stamp to the return of the other thread's get. After
- * a put, a thread waits (outside the measured get, sleeping) until the other
- * thread owns the block, so every measured get really sleeps and nobody can
- * take back its own block. The CPU time spent inside the gets is measured
- * with the thread CPU clock.
+ * a put, a thread waits (outside the measured get, napping) until the other
+ * thread owns the block, so nobody can take back its own block. The holder
+ * puts only once the other thread has said it is about to call its get, and
+ * SETTLE_NS after that, so that the get is asleep when the put comes: a nap
+ * may take longer than the hold (the timer slack alone is 50 us by default),
+ * and a get that finds the block already free would measure the nap, not a
+ * wake-up. The CPU time spent inside the gets is measured with the thread
+ * CPU clock.
  *
  * The heavy barriers and futex calls are those the whole process makes
  * through syscall(3) while the two threads run (gets and puts together),
  * divided by the waits: only for implementations that make them there. */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "bench.h"
 
 #define HOLD_NS 20000
+#define SETTLE_NS 10000
 
 struct handoff {
     size_t total;               /* gets to do, both threads together */
@@ -29,6 +36,7 @@ struct handoff {
     _Atomic uint64_t put_ns;    /* when the block was last put */
     double *latency_us;         /* one per get after the first */
     uint64_t cpu_ns[2];         /* CPU time inside the measured gets */
+    _Atomic bool calling[2];    /* thread i is about to call its get */
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -44,13 +52,31 @@ static void nap(void)
     nanosleep(&short_nap, NULL);
 }
 
+/* Holds the block for HOLD_NS from `woke` and until the other thread has
+ * been on its way into its get for SETTLE_NS. The other thread always comes:
+ * it calls its get as soon as it sees this thread's, the last one included
+ * (which finds the count done and returns). */
+static void hold(struct handoff *h, unsigned index, void *block, uint64_t woke, size_t n)
+{
+    while (!atomic_load(&h->calling[1 - index])) {
+        bench_touch(block, n);
+        if (bench_now_ns() - woke >= HOLD_NS)
+            sched_yield(); /* it may be waiting for this CPU */
+    }
+    uint64_t seen = bench_now_ns();
+    while (bench_now_ns() - woke < HOLD_NS || bench_now_ns() - seen < SETTLE_NS)
+        bench_touch(block, n);
+}
+
 static void handoff_body(const struct bench_impl *impl, void *pool, unsigned index, void *shared)
 {
     struct handoff *h = shared;
     for (;;) {
+        atomic_store(&h->calling[index], true);
         uint64_t cpu = thread_cpu_ns();
         void *block = impl->get_wait(pool);
         uint64_t woke = bench_now_ns();
+        atomic_store(&h->calling[index], false);
         if (!block)
             bench_fail(impl, "blocking get failed");
         size_t n = atomic_fetch_add(&h->gets, 1) + 1;
@@ -62,8 +88,7 @@ static void handoff_body(const struct bench_impl *impl, void *pool, unsigned ind
             h->latency_us[n - 2] = (double)(woke - atomic_load(&h->put_ns)) / 1e3;
             h->cpu_ns[index] += thread_cpu_ns() - cpu;
         }
-        while (bench_now_ns() - woke < HOLD_NS)
-            bench_touch(block, n);
+        hold(h, index, block, woke, n);
         atomic_store(&h->put_ns, bench_now_ns());
         impl->put(pool, block);
         if (n == h->total)
