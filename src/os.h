@@ -59,6 +59,15 @@ extern _Atomic int mempool__fault_barrier;
 extern _Atomic long mempool__fault_barrier_failures;
 #endif
 
+/* fork(): the seam's own process-wide locks. The registry's atfork handlers
+ * call these after taking the registry lock (prepare) and before releasing
+ * it (parent, child), so that the locks are always taken in one order; the
+ * child's handler also resets what threads that do not exist there left
+ * behind. */
+MEMPOOL_INTERNAL void mempool__os_fork_prepare(void);
+MEMPOOL_INTERNAL void mempool__os_fork_parent(void);
+MEMPOOL_INTERNAL void mempool__os_fork_child(void);
+
 /* Zero-filled memory aligned to `alignment` (a power of two), NULL on failure.
  * Large regions are reserved from the OS and committed by first touch. */
 MEMPOOL_INTERNAL void *mempool__os_alloc(size_t size, size_t alignment);

@@ -25,16 +25,47 @@ static struct bucket {
 
 static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
 
-static void buckets_init(void)
+static void bucket_cond_init(struct bucket *b)
 {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void buckets_init(void)
+{
     for (int i = 0; i < BUCKETS; i++) {
         pthread_mutex_init(&buckets[i].lock, NULL);
-        pthread_cond_init(&buckets[i].cond, &attr);
+        bucket_cond_init(&buckets[i]);
     }
-    pthread_condattr_destroy(&attr);
+}
+
+/* The buckets are shared by every pool, so a wait or wake on any pool holds
+ * one for a moment: fork() takes them all first, or a child could find one
+ * held by a thread that does not exist there. */
+void mempool__os_fork_prepare(void)
+{
+    pthread_once(&buckets_once, buckets_init);
+    for (int i = 0; i < BUCKETS; i++)
+        pthread_mutex_lock(&buckets[i].lock);
+}
+
+void mempool__os_fork_parent(void)
+{
+    for (int i = 0; i < BUCKETS; i++)
+        pthread_mutex_unlock(&buckets[i].lock);
+}
+
+/* The child's conditions may still count the parent's sleeping threads as
+ * waiters, which would never leave: they start again empty. */
+void mempool__os_fork_child(void)
+{
+    for (int i = 0; i < BUCKETS; i++) {
+        pthread_mutex_unlock(&buckets[i].lock);
+        bucket_cond_init(&buckets[i]);
+    }
 }
 
 static struct bucket *bucket_of(const void *word)

@@ -89,3 +89,16 @@ bool mempool__os_heavy_barrier(void)
         atomic_store(&membarrier_granted, false);
     return done;
 }
+
+/* Futexes hold no lock in user space: nothing to do around fork. */
+void mempool__os_fork_prepare(void)
+{
+}
+
+void mempool__os_fork_parent(void)
+{
+}
+
+void mempool__os_fork_child(void)
+{
+}

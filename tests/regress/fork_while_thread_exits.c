@@ -3,16 +3,25 @@
  * kept (no thread inside a call on the pool the child uses). The registry
  * lock is global and is held by create and destroy of any pool and by every
  * exiting thread that has a cache: a fork taken while another thread exits
- * left it locked in the child, whose first create or destroy then hung.
- * Here threads that used a cached pool exit all the time while the main
- * thread forks; each child creates, uses and destroys pools and must finish
- * within seconds. */
+ * left it locked in the child, whose first create or destroy then hung. The
+ * portable wait backend's buckets are global too, held by any wait or wake
+ * on any pool: a fork taken then left the child's first sleep or wake-up
+ * hung. Here threads that used a cached pool exit all the time and others
+ * sleep and wake on a pool of their own, while the main thread forks; each
+ * child creates, uses, sleeps on and destroys pools and must finish within
+ * seconds. */
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+
+#if defined(__GNUC__)
+#define NOINLINE_TEST __attribute__((noinline))
+#else
+#define NOINLINE_TEST
+#endif
 
 #define SHARED 64
 
@@ -40,6 +49,34 @@ static void *short_lived(void *arg)
     return NULL;
 }
 
+/* Two of these take turns on a one-block pool: every get sleeps until the
+ * other puts, so waits and wake-ups run all the time. */
+static mempool *pingpong;
+
+static void *pinger(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop)) {
+        void *b = mempool_get_timeout(pingpong, 1000000);
+        if (b)
+            mempool_put(pingpong, b);
+    }
+    return NULL;
+}
+
+/* Threads asleep for the whole run, each in a get on an empty pool of its
+ * own: in the child their waits are left behind in the wait backend. */
+#define SLEEPERS 16
+static mempool *empty[SLEEPERS];
+
+static void *sleeper(void *arg)
+{
+    void *b = mempool_get_timeout(arg, 60000000000);
+    if (b)
+        mempool_put(arg, b);
+    return NULL;
+}
+
 static void *spawner(void *arg)
 {
     (void)arg;
@@ -48,6 +85,27 @@ static void *spawner(void *arg)
         if (pthread_create(&t, NULL, short_lived, NULL) == 0)
             pthread_join(t, NULL);
     }
+    return NULL;
+}
+
+/* A get that sleeps and times out, made `depth` steps further down the
+ * stack: its errno. */
+static NOINLINE_TEST int sleep_at_depth(mempool *q, int depth)
+{
+    volatile char pad[64];
+    pad[0] = (char)depth;
+    if (depth > 0)
+        return sleep_at_depth(q, depth - 1) + pad[0] - (char)depth;
+    errno = 0;
+    void *b = mempool_get_timeout(q, 20000);
+    return b ? 0 : errno;
+}
+
+static void *put_later(void *arg)
+{
+    void **pair = arg;
+    check_sleep_ns(1000000);
+    mempool_put(pair[0], pair[1]);
     return NULL;
 }
 
@@ -64,6 +122,26 @@ static void child(mempool *idle)
     if (!b || mempool_put(p, b) != 0)
         _exit(3);
     mempool_destroy(p);
+    /* A sleep that times out, then one that a put from a second thread of
+     * the child ends: both go through the wait backend. */
+    mempool_config one = { .capacity = 1, .block_size = 16, .flags = MEMPOOL_NO_CACHE };
+    mempool *q = mempool_create(&one);
+    void *only = q ? mempool_get(q) : NULL;
+    if (!only)
+        _exit(4);
+    /* From many stack depths, so that the sleeps' words spread over the
+     * backend's buckets. */
+    for (int depth = 0; depth < 64; depth++)
+        if (sleep_at_depth(q, depth) != ETIMEDOUT)
+            _exit(4);
+    pthread_t t;
+    if (pthread_create(&t, NULL, put_later, (void *[]){ q, only }) != 0)
+        _exit(5);
+    void *again = mempool_get_timeout(q, 5000000000);
+    pthread_join(t, NULL);
+    if (again != only || mempool_put(q, again) != 0)
+        _exit(6);
+    mempool_destroy(q);
     _exit(0);
 }
 
@@ -104,10 +182,21 @@ int main(void)
     mempool_config cfg = { .capacity = 4096, .block_size = 16 };
     for (int i = 0; i < SHARED; i++)
         REQUIRE((shared[i] = mempool_create(&cfg)) != NULL);
-    pthread_t threads[3];
+    mempool_config one = { .capacity = 1, .block_size = 16, .flags = MEMPOOL_NO_CACHE };
+    REQUIRE((pingpong = mempool_create(&one)) != NULL);
+    void *held[SLEEPERS];
+    pthread_t sleepers[SLEEPERS];
+    for (int i = 0; i < SLEEPERS; i++) {
+        REQUIRE((empty[i] = mempool_create(&one)) != NULL);
+        REQUIRE((held[i] = mempool_get(empty[i])) != NULL);
+        sleepers[i] = check_thread(sleeper, empty[i]);
+    }
+    pthread_t threads[5];
     for (int i = 0; i < 3; i++)
         threads[i] = check_thread(spawner, NULL);
-    int forks = (int)(400 * check_scale()) + 20, hung = 0, failed = 0;
+    for (int i = 3; i < 5; i++)
+        threads[i] = check_thread(pinger, NULL);
+    int forks = (int)(150 * check_scale()) + 20, hung = 0, failed = 0;
     for (int i = 0; i < forks && !hung; i++) {
         mempool *idle = mempool_create(&cfg);
         REQUIRE(idle != NULL);
@@ -123,10 +212,16 @@ int main(void)
             failed++;
     }
     atomic_store(&stop, 1);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         pthread_join(threads[i], NULL);
+    mempool_destroy(pingpong);
+    for (int i = 0; i < SLEEPERS; i++) {
+        CHECK_EQ(mempool_put(empty[i], held[i]), 0);
+        pthread_join(sleepers[i], NULL);
+        mempool_destroy(empty[i]);
+    }
     if (hung)
-        fprintf(stderr, "a child hung in create or destroy after fork\n");
+        fprintf(stderr, "a child hung after fork\n");
     CHECK_EQ(hung, 0);
     CHECK_EQ(failed, 0);
     for (int i = 0; i < SHARED; i++)
