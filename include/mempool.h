@@ -123,9 +123,9 @@ extern "C" {
 
 /* The version of this header; mempool_version() gives the library's. */
 #define MEMPOOL_VERSION_MAJOR 0
-#define MEMPOOL_VERSION_MINOR 1
+#define MEMPOOL_VERSION_MINOR 2
 #define MEMPOOL_VERSION_PATCH 0
-#define MEMPOOL_VERSION "0.1.0"
+#define MEMPOOL_VERSION "0.2.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH", a static string. */
 MEMPOOL_API const char *mempool_version(void);
@@ -202,8 +202,10 @@ MEMPOOL_API int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n);
  * ECANCELED. Puts are still accepted. */
 MEMPOOL_API void mempool_close(mempool *pool);
 
-/* Sleeps until every block is back (available == capacity): 0 or ETIMEDOUT
- * (same timeout convention; 0 only checks), EINVAL for a NULL pool. */
+/* Sleeps until every block is back (available == capacity) at one instant:
+ * 0 or ETIMEDOUT (same timeout convention; 0 only checks, and also says
+ * ETIMEDOUT while another thread is inside a call on the pool), EINVAL for
+ * a NULL pool. See mempool_drain(3) for the cost of polling it. */
 MEMPOOL_API int mempool_drain(mempool *pool, int64_t timeout_ns);
 
 /* Returns the calling thread's cached blocks to the shared pool (a no-op

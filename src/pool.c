@@ -56,6 +56,16 @@ static void handed_out(mempool *pool, void *block)
         mempool__checked_got(pool, block);
 }
 
+/* For a call that leaves without a cache operation after its hit path may
+ * have marked the cache busy and then seen a steal request: honour it, or a
+ * drain that declined while the cache looked busy never checks again. */
+static void honour_if_armed(mempool *pool)
+{
+    struct cache *cache = cache_lookup(pool);
+    if (cache && cache->size && atomic_load_explicit(&cache->steal, memory_order_relaxed))
+        mempool__cache_honour(pool, cache);
+}
+
 /* Everything but a cache hit: errors, attaching a cache, refills, the
  * shared stack and sleeping. Kept out of line so that the hit path stays a
  * leaf with nothing to save. */
@@ -66,12 +76,7 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
         return NULL;
     }
     if (unlikely(pool_closed(pool))) {
-        /* The hit path may have marked the cache busy and then seen a
-         * steal request: honour it, or a drain that declined while the
-         * cache looked busy never checks again. */
-        struct cache *cache = cache_lookup(pool);
-        if (cache && cache->size && atomic_load_explicit(&cache->steal, memory_order_relaxed))
-            mempool__cache_honour(pool, cache);
+        honour_if_armed(pool);
         errno = ECANCELED;
         return NULL;
     }
@@ -202,8 +207,10 @@ static NOINLINE int put_miss(mempool *pool, void *block)
     if (pool->checked)
         return put_checked(pool, block);
     uint32_t index = put_check(pool, block);
-    if (unlikely(index == STACK_NIL))
+    if (unlikely(index == STACK_NIL)) {
+        honour_if_armed(pool);
         return EINVAL;
+    }
     /* Poisoned before any other thread can see the block free. */
     track_free(pool, block);
     struct cache *cache = thread_state(pool);

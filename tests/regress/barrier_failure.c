@@ -34,7 +34,8 @@ static void *idler_main(void *arg)
     return NULL;
 }
 
-static void idle_cache_after_failure(void)
+/* True when the pool relied on the heavy barrier (and saw it fail). */
+static bool idle_cache_after_failure(void)
 {
     mempool_config cfg = { .capacity = CAPACITY, .block_size = 32, .cache_size = CACHE };
     mempool *pool = mempool_create(&cfg);
@@ -65,6 +66,7 @@ static void idle_cache_after_failure(void)
     CHECK_EQ(mempool_available(pool), CAPACITY);
     CHECK_EQ(mempool_drain(pool, 0), 0);
     mempool_destroy(pool);
+    return fenced;
 }
 
 /* After a failure every thread goes on getting and putting, and waits are
@@ -126,7 +128,12 @@ static void churn_after_failure(void)
 
 int main(void)
 {
-    idle_cache_after_failure();
+    if (!idle_cache_after_failure()) {
+        /* Checked above that such a pool takes the idle cache at once; the
+         * rest needs a pool that relies on the barrier. */
+        printf("skipped: this build or kernel gives the pool no heavy barrier\n");
+        return check_failures ? 1 : 77;
+    }
     churn_after_failure();
     printf("%ld heavy barriers attempted, all failed\n", atomic_load(&spy_barriers));
     CHECK_DONE();

@@ -70,6 +70,30 @@ static long waits_and_barriers(const mempool_config *cfg, const char *name, int 
     return waits;
 }
 
+/* A cached pool used by one thread only: its timed gets on the empty pool
+ * sleep and time out, and its own cache needs no fence. The heavy barriers
+ * they issued. */
+static long own_cache_only(int rounds)
+{
+    mempool_config cfg = { .capacity = 64, .block_size = 64, .cache_size = 16 };
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    void *held[64];
+    check_get_all(pool, held);
+    long start = atomic_load(&spy_barriers);
+    for (int i = 0; i < rounds; i++) {
+        errno = 0;
+        CHECK(mempool_get_timeout(pool, 10000) == NULL);
+        CHECK_EQ(errno, ETIMEDOUT);
+    }
+    long barriers = atomic_load(&spy_barriers) - start;
+    printf("one thread, its own cache only: %d timed waits, %ld heavy barriers\n", rounds,
+           barriers);
+    CHECK_EQ(mempool_put_bulk(pool, held, 64), 0);
+    mempool_destroy(pool);
+    return barriers;
+}
+
 int main(void)
 {
     int rounds = (int)(300 * check_scale()) + 20;
@@ -86,5 +110,6 @@ int main(void)
     waits = waits_and_barriers(&checked, "checked pool", rounds / 4, &barriers);
     CHECK(waits > 0);
     CHECK_EQ(barriers, 0);
+    CHECK_EQ(own_cache_only(rounds / 4), 0);
     CHECK_DONE();
 }
