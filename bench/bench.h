@@ -40,6 +40,7 @@ struct params {
     size_t handoffs;
     unsigned threads;
     size_t arg;              /* burst and bulk size */
+    size_t capacity;         /* the pool's */
     bool pin;
 };
 

@@ -33,10 +33,14 @@ const struct scenario bench_scenarios[] = {
     {"handoff", "capacity 1, two threads pass the block through blocking gets",
      "wake-up us", {"p99 us", "CPU us/wait", "barriers/wait", "FUTEX_WAIT/wait",
      "FUTEX_WAKE/wait"}, 1, false, false, true, false, threads_handoff,
-     "handoff: barriers/wait (membarrier PRIVATE_EXPEDITED), FUTEX_WAIT/wait and "
-     "FUTEX_WAKE/wait count the calls the process makes through syscall(3) while both "
-     "threads run, per wait: mempool's own calls; the C library's mutexes and condition "
-     "variables make theirs directly, uncounted (-)"},
+     "handoff, handoff-cached: barriers/wait (membarrier PRIVATE_EXPEDITED), "
+     "FUTEX_WAIT/wait and FUTEX_WAKE/wait count the calls the process makes through "
+     "syscall(3) while both threads run, per wait: mempool's own calls; the C library's "
+     "mutexes and condition variables make theirs directly, uncounted (-)"},
+    {"handoff-cached", "capacity 64 (cached), 63 blocks held by a third thread: the two "
+     "pass the last one through blocking gets", "wake-up us", {"p99 us", "CPU us/wait",
+     "barriers/wait", "FUTEX_WAIT/wait", "FUTEX_WAKE/wait"}, 64, false, false, true, false,
+     threads_handoff, NULL},
     {"bulk", "one thread: get_bulk then put_bulk of N, per block", "ns/get+put",
      {NULL, NULL}, POOL_CAPACITY, true, false, false, true, single_bulk,
      "bulk: each implementation's own bulk call (DPDK rte_mempool_get_bulk/put_bulk, "
@@ -89,9 +93,10 @@ size_t bench_cases(const struct options *o, struct bench_case *out, size_t max)
     n = add_case(o, &s[3], 0, out, n, max);
     n = add_case(o, &s[4], 8, out, n, max);
     n = add_case(o, &s[5], 0, out, n, max);
+    n = add_case(o, &s[6], 0, out, n, max);
     static const size_t bulk_sizes[] = {1, 8, 32, 256};
     for (size_t i = 0; i < sizeof bulk_sizes / sizeof *bulk_sizes; i++)
-        n = add_case(o, &s[6], bulk_sizes[i], out, n, max);
+        n = add_case(o, &s[7], bulk_sizes[i], out, n, max);
     return n;
 }
 
@@ -115,7 +120,7 @@ static int run_case(const struct bench_impl *impl, const struct options *o,
         return 0;
     }
     struct params p = {o->block_size, o->iterations, o->handoffs,
-                       s->arg_is_threads ? (unsigned)c->arg : 1, c->arg, o->pin};
+                       s->arg_is_threads ? (unsigned)c->arg : 1, c->arg, s->capacity, o->pin};
     void *pool = impl->create(o->block_size, s->capacity);
     if (!pool) {
         progress_skip(c->label, impl->name, o->warmups + reps);
