@@ -30,7 +30,7 @@
  *   NB=n, SBN=n
  *   START=0..3             where the blocks start (default: any of 0..2;
  *                          see init)
- *   TODAY                  the protocol as it is today: the three bugs
+ *   PRE_0_2                the protocol before 0.2.0: the three bugs
  *                          below together
  *   BROKEN_ONE_BY_ONE      emptying a cache hands its blocks over one at a
  *                          time, runs the drain check after each, and zeroes
@@ -49,7 +49,7 @@
  *   BROKEN_NO_BARRIER      arming the caches skips the heavy barrier
  */
 
-#ifdef TODAY
+#ifdef PRE_0_2
 #define BROKEN_ONE_BY_ONE
 #define BROKEN_NO_BUSY_CHECK
 #define BROKEN_UNARMED_CHECK
@@ -345,7 +345,7 @@ inline put_stack(t) {
  * the pool lock held. */
 inline empty_cache(t) {
 #ifdef BROKEN_ONE_BY_ONE
-    /* Today: block by block, each hand-over followed by the drain check;
+    /* Before 0.2.0: block by block, each hand-over followed by the drain check;
      * the count is zeroed at the end. */
     atomic { drained(t) -> load(t, V_CNT + t, n) };
     do
