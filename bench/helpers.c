@@ -156,8 +156,10 @@ static double callgrind_total(const char *path)
 static void callgrind_case(const char *exe, const char *impl, const char *label,
                            const struct options *o, struct results *r)
 {
-    char out[64], numbers[5][24], threads[128], file_arg[96];
-    snprintf(out, sizeof out, "/tmp/mempool-bench-callgrind.%d", (int)getpid());
+    char out[512], numbers[5][24], threads[128], file_arg[560];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, sizeof out, "%s/mempool-bench-callgrind.%d", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
     snprintf(file_arg, sizeof file_arg, "--callgrind-out-file=%s", out);
     struct options one = *o;
     one.scenarios = label;
