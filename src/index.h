@@ -34,8 +34,6 @@ static inline uint32_t map_find(const struct ptr_map *map, uintptr_t key)
 
 static inline size_t arena_divide(const mempool *pool, uintptr_t offset)
 {
-    if (pool->stride_inverse == 0)
-        return offset >> pool->stride_shift;
 #if defined(__SIZEOF_INT128__)
     __extension__ typedef unsigned __int128 u128;
     return (size_t)(((u128)offset * pool->stride_inverse) >> 64);
@@ -62,6 +60,15 @@ static inline uint32_t block_lookup(const mempool *pool, const void *block,
     if (offset >= pool->arena_bytes) {
         *what = "foreign";
         return STACK_NIL;
+    }
+    /* A power-of-two stride (the common case) needs a mask and a shift;
+     * the arena is exactly capacity strides, so the index is in range. */
+    if (likely(pool->stride_inverse == 0)) {
+        if (unlikely(offset & (pool->stride - 1))) {
+            *what = "interior";
+            return STACK_NIL;
+        }
+        return (uint32_t)(offset >> pool->stride_shift);
     }
     size_t index = arena_divide(pool, offset);
     if (index >= pool->capacity || index * pool->stride != offset) {
