@@ -106,12 +106,22 @@
 #define B_MAG 64   /* design b: rounds per magazine (two per thread) */
 #define C_SLAB 112 /* design c: slots per CPU's slab (512-byte slab) */
 
-struct acache {
+/* What the busy/fence protocol of designs a and b sees of a thread's cache
+ * (each design's cache starts with it). */
+struct owner {
     _Atomic uint32_t busy;
-    _Atomic uint32_t steal;
+    _Atomic uint32_t unusual; /* a: the steal request; b: see below */
+    struct owner *next;       /* the pool's list of caches (lock) */
+};
+
+/* Bits of the unusual word. Design a uses only OWNER_STEAL; design b folds
+ * every reason to leave the hit path into it. */
+enum { OWNER_STEAL = 1, OWNER_DETACHED = 2 };
+
+struct acache {
+    struct owner o;
     _Atomic uint32_t count;
     uint32_t size;
-    struct acache *next;
     _Atomic uint32_t blocks[A_SIZE];
 };
 
@@ -121,15 +131,10 @@ struct mag {
     _Atomic uint32_t rounds[B_MAG];
 };
 
-/* Bits of design b's unusual word. */
-enum { B_STEAL = 1, B_DETACHED = 2 };
-
 struct bcache {
-    _Atomic uint32_t busy;
-    _Atomic uint32_t unusual;
+    struct owner o;
     struct mag *_Atomic loaded;
     struct mag *_Atomic prev;
-    struct bcache *next;
 };
 
 /* Design c's slab: a get may pop while count > lo, a put push while
@@ -158,8 +163,7 @@ struct pool {
     uint32_t *shared; /* free indices (lock) */
     uint32_t shared_n;
     _Atomic uint64_t refused;
-    struct acache *a_list; /* lock */
-    struct bcache *b_list; /* lock */
+    struct owner *owners; /* design a's or b's caches (lock) */
     struct mag *depot_full, *depot_empty; /* lock */
     uint32_t depot_full_n, depot_empty_n;
     struct mag *depot_all; /* every depot magazine, to free them */
@@ -244,6 +248,13 @@ static inline void mark(struct pool *p, uint32_t i, uint8_t s)
     atomic_store_explicit(&p->state[i], s, memory_order_relaxed);
 }
 
+/* What a miss path's get returns for index i: the block, marked out. */
+static inline void *hand_out(struct pool *p, uint32_t i)
+{
+    mark(p, i, STATE_OUT);
+    return block_of(p, i);
+}
+
 /* Shared stack, pool lock held. */
 static inline void shared_push(struct pool *p, uint32_t i)
 {
@@ -257,32 +268,118 @@ static inline uint32_t shared_pop(struct pool *p)
     return p->shared_n ? p->shared[--p->shared_n] : NIL;
 }
 
+static void shared_push_n(struct pool *p, const uint32_t *v, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++)
+        shared_push(p, v[k]);
+}
+
+/* ------------------------------------------------------------------ */
+/* The busy/fence protocol of designs a and b. What differs between them is
+ * how a cache's blocks go back to the shared stack: each design's flush. */
+
+typedef uint32_t owner_flush_fn(struct pool *p, struct owner *o);
+
+static inline void owner_idle(struct owner *o)
+{
+    atomic_store_explicit(&o->busy, 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void owner_enter(struct owner *o)
+{
+    atomic_store_explicit(&o->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline uint32_t owner_unusual(struct owner *o)
+{
+    return atomic_load_explicit(&o->unusual, memory_order_seq_cst);
+}
+
+/* Pool lock held, the owner idle: honours a pending steal request (true
+ * when there was one; the cache is then empty). */
+static inline bool owner_honour_locked(struct pool *p, struct owner *o, owner_flush_fn *flush)
+{
+    if (!(owner_unusual(o) & OWNER_STEAL))
+        return false;
+    flush(p, o);
+    atomic_store_explicit(&o->unusual, 0, memory_order_release);
+    return true;
+}
+
+/* The owner, idle, saw a steal request at its closing check. */
+static inline void owner_honour(struct pool *p, struct owner *o, owner_flush_fn *flush)
+{
+    lock(p);
+    owner_honour_locked(p, o, flush);
+    unlock(p);
+}
+
+/* Pool lock held: a new cache joins the pool's list. */
+static inline void owner_attach_locked(struct pool *p, struct owner *o)
+{
+    o->next = p->owners;
+    p->owners = o;
+}
+
+/* The calling thread's cache leaves the pool; its blocks go to the stack. */
+static inline void owner_detach(struct pool *p, struct owner *o, owner_flush_fn *flush)
+{
+    lock(p);
+    flush(p, o);
+    for (struct owner **link = &p->owners; *link; link = &(*link)->next)
+        if (*link == o) {
+            *link = o->next;
+            break;
+        }
+    unlock(p);
+}
+
+/* Every idle cache emptied; a busy one hands its blocks over when its
+ * owner's operation ends. Returns the blocks taken. */
+static inline uint32_t owner_reclaim(struct pool *p, owner_flush_fn *flush)
+{
+    uint32_t taken = 0;
+    lock(p);
+    for (struct owner *o = p->owners; o; o = o->next)
+        atomic_store_explicit(&o->unusual, OWNER_STEAL, memory_order_seq_cst);
+    heavy_barrier();
+    for (struct owner *o = p->owners; o; o = o->next) {
+        if (atomic_load_explicit(&o->busy, memory_order_seq_cst))
+            continue;
+        taken += flush(p, o);
+        atomic_store_explicit(&o->unusual, 0, memory_order_release);
+    }
+    unlock(p);
+    return taken;
+}
+
 /* ------------------------------------------------------------------ */
 /* Design a: one magazine per thread, busy/steal. */
 
-static struct acache a_sentinel = {.steal = 1}; /* always misses: attach */
+static struct acache a_sentinel = {.o.unusual = OWNER_STEAL}; /* always misses: attach */
 static _Thread_local struct acache *a_tls = &a_sentinel;
 
 static inline void a_idle(struct acache *c)
 {
-    atomic_store_explicit(&c->busy, 0, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
+    owner_idle(&c->o);
 }
 
 static inline void a_enter(struct acache *c)
 {
-    atomic_store_explicit(&c->busy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
+    owner_enter(&c->o);
 }
 
 static inline bool a_steal(struct acache *c)
 {
-    return atomic_load_explicit(&c->steal, memory_order_seq_cst);
+    return owner_unusual(&c->o);
 }
 
 /* Pool lock held: the cache's blocks go to the shared stack. */
-static uint32_t a_flush_locked(struct pool *p, struct acache *c)
+static uint32_t a_flush_locked(struct pool *p, struct owner *o)
 {
+    struct acache *c = (struct acache *)o;
     uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
     for (uint32_t k = 0; k < n; k++)
         shared_push(p, atomic_load_explicit(&c->blocks[k], memory_order_relaxed));
@@ -291,7 +388,8 @@ static uint32_t a_flush_locked(struct pool *p, struct acache *c)
 }
 
 /* Pool lock held, the owner idle: returns its cache, attaching one, and
- * honours a pending steal request (true when there was one). */
+ * honours a pending steal request (true when there was one: the miss is
+ * then served by the shared stack). */
 static struct acache *a_own_locked(struct pool *p, bool *stolen)
 {
     struct acache *c = a_tls;
@@ -299,25 +397,17 @@ static struct acache *a_own_locked(struct pool *p, bool *stolen)
     if (c == &a_sentinel) {
         c = xcalloc(1, sizeof *c);
         c->size = A_SIZE;
-        c->next = p->a_list;
-        p->a_list = c;
+        owner_attach_locked(p, &c->o);
         a_tls = c;
-    } else if (a_steal(c)) {
-        a_flush_locked(p, c);
-        atomic_store_explicit(&c->steal, 0, memory_order_release);
-        *stolen = true;
+    } else {
+        *stolen = owner_honour_locked(p, &c->o, a_flush_locked);
     }
     return c;
 }
 
 static NOINLINE void a_honour(struct pool *p, struct acache *c)
 {
-    lock(p);
-    if (a_steal(c)) {
-        a_flush_locked(p, c);
-        atomic_store_explicit(&c->steal, 0, memory_order_release);
-    }
-    unlock(p);
+    owner_honour(p, &c->o, a_flush_locked);
 }
 
 /* A get that was served but saw a steal request: honour it, in tail
@@ -346,10 +436,7 @@ static NOINLINE void *a_get_slow(struct pool *p)
         atomic_store_explicit(&c->count, n, memory_order_relaxed);
     }
     unlock(p);
-    if (i == NIL)
-        return NULL;
-    mark(p, i, STATE_OUT);
-    return block_of(p, i);
+    return i == NIL ? NULL : hand_out(p, i);
 }
 
 static NOINLINE void a_put_slow(struct pool *p, uint32_t i)
@@ -420,65 +507,39 @@ static void a_put(void *pv, void *block)
         a_honour(p, c);
 }
 
-/* Every idle cache emptied; a busy one hands its blocks over when its
- * owner's operation ends. Returns the blocks taken. */
 static uint32_t a_reclaim(void *pv)
 {
-    struct pool *p = pv;
-    uint32_t taken = 0;
-    lock(p);
-    for (struct acache *c = p->a_list; c; c = c->next)
-        atomic_store_explicit(&c->steal, 1, memory_order_seq_cst);
-    heavy_barrier();
-    for (struct acache *c = p->a_list; c; c = c->next) {
-        if (atomic_load_explicit(&c->busy, memory_order_seq_cst))
-            continue;
-        taken += a_flush_locked(p, c);
-        atomic_store_explicit(&c->steal, 0, memory_order_release);
-    }
-    unlock(p);
-    return taken;
+    return owner_reclaim(pv, a_flush_locked);
 }
 
 static void a_thread_exit(void *pv)
 {
-    struct pool *p = pv;
-    struct acache *c = a_tls;
-    if (c == &a_sentinel)
+    if (a_tls == &a_sentinel)
         return;
-    lock(p);
-    a_flush_locked(p, c);
-    for (struct acache **link = &p->a_list; *link; link = &(*link)->next)
-        if (*link == c) {
-            *link = c->next;
-            break;
-        }
-    unlock(p);
-    free(c);
+    owner_detach(pv, &a_tls->o, a_flush_locked);
+    free(a_tls);
     a_tls = &a_sentinel;
 }
 
 /* ------------------------------------------------------------------ */
 /* Design b: loaded + previous magazines and a depot. */
 
-static struct bcache b_sentinel = {.unusual = B_DETACHED};
+static struct bcache b_sentinel = {.o.unusual = OWNER_DETACHED};
 static _Thread_local struct bcache *b_tls = &b_sentinel;
 
 static inline void b_idle(struct bcache *c)
 {
-    atomic_store_explicit(&c->busy, 0, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
+    owner_idle(&c->o);
 }
 
 static inline void b_enter(struct bcache *c)
 {
-    atomic_store_explicit(&c->busy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
+    owner_enter(&c->o);
 }
 
 static inline uint32_t b_unusual(struct bcache *c)
 {
-    return atomic_load_explicit(&c->unusual, memory_order_seq_cst);
+    return owner_unusual(&c->o);
 }
 
 static inline struct mag *b_loaded(struct bcache *c)
@@ -528,8 +589,9 @@ static uint32_t mag_flush_locked(struct pool *p, struct mag *m)
     return n;
 }
 
-static uint32_t b_flush_locked(struct pool *p, struct bcache *c)
+static uint32_t b_flush_locked(struct pool *p, struct owner *o)
 {
+    struct bcache *c = (struct bcache *)o;
     return mag_flush_locked(p, b_loaded(c)) + mag_flush_locked(p, b_prev(c));
 }
 
@@ -550,8 +612,18 @@ static void depot_give(struct mag **list, uint32_t *n, struct mag *m)
     ++*n;
 }
 
-/* Pool lock held, owner idle: as a_own_locked. */
-static struct bcache *b_own_locked(struct pool *p, bool *stolen)
+/* Pool lock held: m from the depot is loaded in O(1); the previous
+ * magazine goes to the depot's list, and loaded becomes previous. */
+static void b_load_locked(struct bcache *c, struct mag *m, struct mag **list, uint32_t *n)
+{
+    depot_give(list, n, b_prev(c));
+    atomic_store_explicit(&c->prev, b_loaded(c), memory_order_relaxed);
+    atomic_store_explicit(&c->loaded, m, memory_order_relaxed);
+}
+
+/* Pool lock held, the owner idle: as a_own_locked (out of line, as the
+ * miss paths were measured). */
+static NOINLINE struct bcache *b_own_locked(struct pool *p, bool *stolen)
 {
     struct bcache *c = b_tls;
     *stolen = false;
@@ -559,25 +631,17 @@ static struct bcache *b_own_locked(struct pool *p, bool *stolen)
         c = xcalloc(1, sizeof *c);
         atomic_store_explicit(&c->loaded, xcalloc(1, sizeof(struct mag)), memory_order_relaxed);
         atomic_store_explicit(&c->prev, xcalloc(1, sizeof(struct mag)), memory_order_relaxed);
-        c->next = p->b_list;
-        p->b_list = c;
+        owner_attach_locked(p, &c->o);
         b_tls = c;
-    } else if (b_unusual(c) & B_STEAL) {
-        b_flush_locked(p, c);
-        atomic_store_explicit(&c->unusual, 0, memory_order_release);
-        *stolen = true;
+    } else {
+        *stolen = owner_honour_locked(p, &c->o, b_flush_locked);
     }
     return c;
 }
 
 static NOINLINE void b_honour(struct pool *p, struct bcache *c)
 {
-    lock(p);
-    if (b_unusual(c) & B_STEAL) {
-        b_flush_locked(p, c);
-        atomic_store_explicit(&c->unusual, 0, memory_order_release);
-    }
-    unlock(p);
+    owner_honour(p, &c->o, b_flush_locked);
 }
 
 static NOINLINE void *b_get_honour(struct pool *p, struct bcache *c, void *block)
@@ -586,23 +650,37 @@ static NOINLINE void *b_get_honour(struct pool *p, struct bcache *c, void *block
     return block;
 }
 
+/* A miss that the previous magazine can serve (rounds for a get, room for
+ * a put) swaps it in without the lock: true with the owner busy, to do its
+ * one operation and then b_leave. */
+static inline bool b_enter_swapped(struct bcache *c, bool get)
+{
+    if (c == &b_sentinel)
+        return false;
+    b_enter(c);
+    if (!b_unusual(c) && (get ? mag_count(b_prev(c)) > 0 : mag_count(b_prev(c)) < B_MAG)) {
+        b_swap(c);
+        return true;
+    }
+    b_idle(c);
+    return false;
+}
+
+static inline void b_leave(struct pool *p, struct bcache *c)
+{
+    b_idle(c);
+    if (unlikely(b_unusual(c)))
+        b_honour(p, c);
+}
+
 static NOINLINE void *b_get_slow(struct pool *p)
 {
     struct bcache *c = b_tls;
     b_idle(c);
-    if (c != &b_sentinel) {
-        /* The previous magazine, without the lock. */
-        b_enter(c);
-        if (!b_unusual(c) && mag_count(b_prev(c)) > 0) {
-            b_swap(c);
-            uint32_t i = mag_pop(b_loaded(c));
-            b_idle(c);
-            if (unlikely(b_unusual(c)))
-                b_honour(p, c);
-            mark(p, i, STATE_OUT);
-            return block_of(p, i);
-        }
-        b_idle(c);
+    if (b_enter_swapped(c, true)) {
+        uint32_t i = mag_pop(b_loaded(c));
+        b_leave(p, c);
+        return hand_out(p, i);
     }
     lock(p);
     bool stolen;
@@ -613,11 +691,7 @@ static NOINLINE void *b_get_slow(struct pool *p)
     } else {
         struct mag *full = depot_take(&p->depot_full, &p->depot_full_n);
         if (full) {
-            /* O(1): previous (empty) to the depot, loaded becomes
-             * previous, the full one is loaded. */
-            depot_give(&p->depot_empty, &p->depot_empty_n, b_prev(c));
-            atomic_store_explicit(&c->prev, b_loaded(c), memory_order_relaxed);
-            atomic_store_explicit(&c->loaded, full, memory_order_relaxed);
+            b_load_locked(c, full, &p->depot_empty, &p->depot_empty_n);
         } else {
             /* No full magazine: fill half of loaded from the stack. */
             struct mag *m = b_loaded(c);
@@ -628,28 +702,18 @@ static NOINLINE void *b_get_slow(struct pool *p)
             i = mag_pop(b_loaded(c));
     }
     unlock(p);
-    if (i == NIL)
-        return NULL;
-    mark(p, i, STATE_OUT);
-    return block_of(p, i);
+    return i == NIL ? NULL : hand_out(p, i);
 }
 
 static NOINLINE void b_put_slow(struct pool *p, uint32_t i)
 {
     struct bcache *c = b_tls;
     b_idle(c);
-    if (c != &b_sentinel) {
-        b_enter(c);
-        if (!b_unusual(c) && mag_count(b_prev(c)) < B_MAG) {
-            b_swap(c);
-            mark(p, i, STATE_FREE);
-            mag_push(b_loaded(c), i);
-            b_idle(c);
-            if (unlikely(b_unusual(c)))
-                b_honour(p, c);
-            return;
-        }
-        b_idle(c);
+    if (b_enter_swapped(c, false)) {
+        mark(p, i, STATE_FREE);
+        mag_push(b_loaded(c), i);
+        b_leave(p, c);
+        return;
     }
     lock(p);
     bool stolen;
@@ -661,9 +725,7 @@ static NOINLINE void b_put_slow(struct pool *p, uint32_t i)
         if (mag_count(b_loaded(c)) == B_MAG) {
             struct mag *empty = depot_take(&p->depot_empty, &p->depot_empty_n);
             if (empty) {
-                depot_give(&p->depot_full, &p->depot_full_n, b_prev(c));
-                atomic_store_explicit(&c->prev, b_loaded(c), memory_order_relaxed);
-                atomic_store_explicit(&c->loaded, empty, memory_order_relaxed);
+                b_load_locked(c, empty, &p->depot_full, &p->depot_full_n);
             } else {
                 /* No empty magazine: previous goes to the stack. */
                 mag_flush_locked(p, b_prev(c));
@@ -719,37 +781,16 @@ static void b_put(void *pv, void *block)
 
 static uint32_t b_reclaim(void *pv)
 {
-    struct pool *p = pv;
-    uint32_t taken = 0;
-    lock(p);
-    for (struct bcache *c = p->b_list; c; c = c->next)
-        atomic_store_explicit(&c->unusual, B_STEAL, memory_order_seq_cst);
-    heavy_barrier();
-    for (struct bcache *c = p->b_list; c; c = c->next) {
-        if (atomic_load_explicit(&c->busy, memory_order_seq_cst))
-            continue;
-        taken += b_flush_locked(p, c);
-        atomic_store_explicit(&c->unusual, 0, memory_order_release);
-    }
     /* Full magazines in the depot are the reclaimer's already (lock). */
-    unlock(p);
-    return taken;
+    return owner_reclaim(pv, b_flush_locked);
 }
 
 static void b_thread_exit(void *pv)
 {
-    struct pool *p = pv;
     struct bcache *c = b_tls;
     if (c == &b_sentinel)
         return;
-    lock(p);
-    b_flush_locked(p, c);
-    for (struct bcache **link = &p->b_list; *link; link = &(*link)->next)
-        if (*link == c) {
-            *link = c->next;
-            break;
-        }
-    unlock(p);
+    owner_detach(pv, &c->o, b_flush_locked);
     free(b_loaded(c));
     free(b_prev(c));
     free(c);
@@ -781,7 +822,30 @@ static inline struct rseq *c_area(void)
  * store of the count); the abort handler, preceded by RSEQ_SIG (encoded in
  * a ud1 instruction as glibc does), counts the restart and starts again at
  * label 0, since the kernel clears rseq_cs when it restarts a section.
- * Every value is recomputed after a restart, the result included. */
+ * Every value is recomputed after a restart, the result included.
+ * C_SECTION_START and C_SECTION_END are what both sections share: the
+ * descriptor, the abort handler, and labels 0 and 1 before the section's
+ * body, 2 after its commit. Both name their scratch register [slab]. */
+#define C_SECTION_START                                                                    \
+    "0:\n\t"                                                                               \
+    "leaq 3f(%%rip), %[slab]\n\t"                                                          \
+    "movq %[slab], 8(%[rs])\n"                                                             \
+    "1:\n\t"
+#define C_SECTION_END                                                                      \
+    "2:\n\t"                                                                               \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                                   \
+    ".balign 32\n"                                                                         \
+    "3:\n\t"                                                                               \
+    ".long 0, 0\n\t"                                                                       \
+    ".quad 1b, 2b - 1b, 4f\n\t"                                                            \
+    ".popsection\n\t"                                                                      \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                                              \
+    ".byte 0x0f, 0xb9, 0x3d\n\t"                                                           \
+    ".long %c[sig]\n"                                                                      \
+    "4:\n\t"                                                                               \
+    "lock incq %[aborts]\n\t"                                                              \
+    "jmp 0b\n\t"                                                                           \
+    ".popsection\n"
 
 /* The hottest index of the current CPU's slab, or NIL (empty or closed). */
 static inline uint32_t c_pop(struct rseq *rs, struct slab *slabs)
@@ -789,10 +853,7 @@ static inline uint32_t c_pop(struct rseq *rs, struct slab *slabs)
     uint64_t slab;
     uint32_t count, index;
     __asm__ volatile(
-        "0:\n\t"
-        "leaq 3f(%%rip), %[slab]\n\t"
-        "movq %[slab], 8(%[rs])\n"
-        "1:\n\t"
+        C_SECTION_START
         "movl $0xffffffff, %[index]\n\t"
         "movl 4(%[rs]), %k[slab]\n\t"
         "shlq %[shift], %[slab]\n\t"
@@ -803,20 +864,7 @@ static inline uint32_t c_pop(struct rseq *rs, struct slab *slabs)
         "subl $1, %[count]\n\t"
         "movl 64(%[slab],%q[count],4), %[index]\n\t"
         "movl %[count], (%[slab])\n"
-        "2:\n\t"
-        ".pushsection __rseq_cs, \"aw\"\n\t"
-        ".balign 32\n"
-        "3:\n\t"
-        ".long 0, 0\n\t"
-        ".quad 1b, 2b - 1b, 4f\n\t"
-        ".popsection\n\t"
-        ".pushsection __rseq_failure, \"ax\"\n\t"
-        ".byte 0x0f, 0xb9, 0x3d\n\t"
-        ".long %c[sig]\n"
-        "4:\n\t"
-        "lock incq %[aborts]\n\t"
-        "jmp 0b\n\t"
-        ".popsection\n"
+        C_SECTION_END
         : [slab] "=&r"(slab), [count] "=&r"(count), [index] "=&r"(index),
           [aborts] "+m"(c_aborts)
         : [rs] "r"(rs), [slabs] "r"(slabs), [shift] "i"(SLAB_SHIFT), [sig] "i"(RSEQ_SIG)
@@ -830,10 +878,7 @@ static inline bool c_push(struct rseq *rs, struct slab *slabs, uint32_t index)
     uint64_t slab;
     uint32_t count, done;
     __asm__ volatile(
-        "0:\n\t"
-        "leaq 3f(%%rip), %[slab]\n\t"
-        "movq %[slab], 8(%[rs])\n"
-        "1:\n\t"
+        C_SECTION_START
         "xorl %[done], %[done]\n\t"
         "movl 4(%[rs]), %k[slab]\n\t"
         "shlq %[shift], %[slab]\n\t"
@@ -845,20 +890,7 @@ static inline bool c_push(struct rseq *rs, struct slab *slabs, uint32_t index)
         "addl $1, %[count]\n\t"
         "movl $1, %[done]\n\t"
         "movl %[count], (%[slab])\n"
-        "2:\n\t"
-        ".pushsection __rseq_cs, \"aw\"\n\t"
-        ".balign 32\n"
-        "3:\n\t"
-        ".long 0, 0\n\t"
-        ".quad 1b, 2b - 1b, 4f\n\t"
-        ".popsection\n\t"
-        ".pushsection __rseq_failure, \"ax\"\n\t"
-        ".byte 0x0f, 0xb9, 0x3d\n\t"
-        ".long %c[sig]\n"
-        "4:\n\t"
-        "lock incq %[aborts]\n\t"
-        "jmp 0b\n\t"
-        ".popsection\n"
+        C_SECTION_END
         : [slab] "=&r"(slab), [count] "=&r"(count), [done] "=&r"(done),
           [aborts] "+m"(c_aborts)
         : [rs] "r"(rs), [slabs] "r"(slabs), [index] "r"(index), [shift] "i"(SLAB_SHIFT),
@@ -889,8 +921,7 @@ static NOINLINE void *c_get_slow(struct pool *p)
             shared_push(p, batch[k++]);
         unlock(p);
     }
-    mark(p, i, STATE_OUT);
-    return block_of(p, i);
+    return hand_out(p, i);
 }
 
 /* Full (or closed): the cold half of the slab and the block go to the
@@ -902,8 +933,7 @@ static NOINLINE void c_put_slow(struct pool *p, uint32_t i)
     while (n < C_SLAB / 2 && (batch[n] = c_pop(rs, c_slabs)) != NIL)
         n++;
     lock(p);
-    for (uint32_t k = 0; k < n; k++)
-        shared_push(p, batch[k]);
+    shared_push_n(p, batch, n);
     shared_push(p, i);
     unlock(p);
 }
@@ -947,8 +977,7 @@ static uint32_t c_reclaim(void *pv)
     for (unsigned k = 0; k < p->ncpu; k++) {
         struct slab *s = &p->slabs[k];
         uint32_t n = __atomic_load_n(&s->count, __ATOMIC_RELAXED);
-        for (uint32_t j = 0; j < n; j++)
-            shared_push(p, s->blocks[j]);
+        shared_push_n(p, s->blocks, n);
         taken += n;
         __atomic_store_n(&s->count, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&s->lo, 0, __ATOMIC_RELEASE);
@@ -1067,12 +1096,8 @@ static unsigned pool_census(struct pool *p, const struct design *d)
     } while (0)
     for (uint32_t k = 0; k < p->shared_n; k++)
         SEE(p->shared[k]);
-    for (struct acache *c = p->a_list; c; c = c->next)
-        for (uint32_t k = 0; k < c->count; k++)
-            SEE(c->blocks[k]);
-    for (struct bcache *c = p->b_list; c; c = c->next)
-        for (uint32_t k = 0; k < mag_count(b_loaded(c)) + mag_count(b_prev(c)); k++)
-            faults++; /* every thread has exited: no cache may remain */
+    for (struct owner *o = p->owners; o; o = o->next)
+        faults++; /* every thread has exited: no cache may remain */
     for (struct mag *m = p->depot_full; m; m = m->next)
         for (uint32_t k = 0; k < mag_count(m); k++)
             SEE(m->rounds[k]);
@@ -1126,8 +1151,9 @@ void touch(void *block, size_t i)
     __asm__ volatile("" : : "r"(block) : "memory");
 }
 
-void loop_pair(const struct design *d, void *pool, size_t n);
-NOINLINE void loop_pair(const struct design *d, void *pool, size_t n)
+/* The work of the measured loops, each written once: loop_* runs it where
+ * callgrind collects, warm_* (the warm-ups) where it does not. */
+static inline void pairs(const struct design *d, void *pool, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         void *block = d->get(pool);
@@ -1139,8 +1165,7 @@ NOINLINE void loop_pair(const struct design *d, void *pool, size_t n)
 }
 
 #define BURST 256
-void loop_burst(const struct design *d, void *pool, void **blocks, size_t rounds);
-NOINLINE void loop_burst(const struct design *d, void *pool, void **blocks, size_t rounds)
+static inline void bursts(const struct design *d, void *pool, void **blocks, size_t rounds)
 {
     for (size_t r = 0; r < rounds; r++) {
         for (size_t i = 0; i < BURST; i++) {
@@ -1153,29 +1178,26 @@ NOINLINE void loop_burst(const struct design *d, void *pool, void **blocks, size
     }
 }
 
-/* Warm-ups: the same work in functions callgrind does not collect. */
+void loop_pair(const struct design *d, void *pool, size_t n);
+NOINLINE void loop_pair(const struct design *d, void *pool, size_t n)
+{
+    pairs(d, pool, n);
+}
+
+void loop_burst(const struct design *d, void *pool, void **blocks, size_t rounds);
+NOINLINE void loop_burst(const struct design *d, void *pool, void **blocks, size_t rounds)
+{
+    bursts(d, pool, blocks, rounds);
+}
+
 static NOINLINE void warm_pair(const struct design *d, void *pool, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        void *block = d->get(pool);
-        if (!block)
-            fail_empty();
-        touch(block, i);
-        d->put(pool, block);
-    }
+    pairs(d, pool, n);
 }
 
 static NOINLINE void warm_burst(const struct design *d, void *pool, void **blocks, size_t rounds)
 {
-    for (size_t r = 0; r < rounds; r++) {
-        for (size_t i = 0; i < BURST; i++) {
-            if (!(blocks[i] = d->get(pool)))
-                fail_empty();
-            touch(blocks[i], i);
-        }
-        for (size_t i = 0; i < BURST; i++)
-            d->put(pool, blocks[i]);
-    }
+    bursts(d, pool, blocks, rounds);
 }
 
 static int compare_double(const void *x, const void *y)
@@ -1360,6 +1382,11 @@ struct check_thread {
     uint32_t id;
 };
 
+static uint32_t index_of(const struct pool *p, const void *block)
+{
+    return (uint32_t)(((const unsigned char *)block - p->base) >> p->shift);
+}
+
 static void *check_worker(void *arg)
 {
     struct check_thread *t = arg;
@@ -1376,7 +1403,7 @@ static void *check_worker(void *arg)
                 empty++;
                 continue;
             }
-            uint32_t i = (uint32_t)(((unsigned char *)b - p->base) >> p->shift);
+            uint32_t i = index_of(p, b);
             if (atomic_exchange(&r->owner[i], t->id) != 0)
                 twice++;
             touch(b, i);
@@ -1385,7 +1412,7 @@ static void *check_worker(void *arg)
             unsigned k = (unsigned)(x >> 8) % n;
             void *b = held[k];
             held[k] = held[--n];
-            uint32_t i = (uint32_t)(((unsigned char *)b - p->base) >> p->shift);
+            uint32_t i = index_of(p, b);
             if (atomic_exchange(&r->owner[i], 0) != t->id)
                 twice++;
             r->d->put(p, b);
@@ -1396,7 +1423,7 @@ static void *check_worker(void *arg)
     }
     while (n) {
         void *b = held[--n];
-        uint32_t i = (uint32_t)(((unsigned char *)b - p->base) >> p->shift);
+        uint32_t i = index_of(p, b);
         atomic_store(&r->owner[i], 0);
         r->d->put(p, b);
     }
@@ -1606,13 +1633,41 @@ static int run_count(char key, bool burst, size_t n)
     return 2;
 }
 
+#if defined(__linux__)
+/* callgrind's count in an output file: its "totals:" line, else its
+ * "summary:" line; 0 when it has neither (or cannot be read). */
+static double callgrind_read(const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return 0;
+    char line[512];
+    double totals = 0, summary = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (!strncmp(line, "totals:", 7))
+            totals = atof(line + 7);
+        else if (!strncmp(line, "summary:", 8))
+            summary = atof(line + 8);
+    }
+    fclose(in);
+    return totals ? totals : summary;
+}
+#endif
+
 /* --callgrind: each design's --count under valgrind, the totals read back. */
 static double callgrind_one(char key, bool burst, size_t n, const char *self)
 {
 #if defined(__linux__)
-    char out[64], file_arg[96], design[2] = {key, 0}, count[24];
-    snprintf(out, sizeof out, "/tmp/mempool-cache-study.%d.out", (int)getpid());
-    snprintf(file_arg, sizeof file_arg, "--callgrind-out-file=%s", out);
+    /* The output file goes to $TMPDIR, or /tmp when it is not set. */
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    char file_arg[4200], design[2] = {key, 0}, count[24];
+    int len = snprintf(file_arg, sizeof file_arg,
+                       "--callgrind-out-file=%s/mempool-cache-study.%d.out", dir, (int)getpid());
+    if (len < 0 || (size_t)len >= sizeof file_arg)
+        return -1;
+    const char *out = strchr(file_arg, '=') + 1;
     snprintf(count, sizeof count, "%zu", n);
     char *argv[] = {"valgrind", "-q", "--tool=callgrind", "--toggle-collect=loop_*", file_arg,
                     (char *)self, "--count", design, "--iterations", count,
@@ -1624,14 +1679,7 @@ static double callgrind_one(char key, bool burst, size_t n, const char *self)
         return -1;
     if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1;
-    FILE *in = fopen(out, "r");
-    char line[512];
-    double total = 0;
-    while (in && fgets(line, sizeof line, in))
-        if (!strncmp(line, "totals:", 7) || (!total && !strncmp(line, "summary:", 8)))
-            total = atof(strchr(line, ':') + 1);
-    if (in)
-        fclose(in);
+    double total = callgrind_read(out);
     remove(out);
     return total > 0 ? total / (double)n : -1;
 #else
