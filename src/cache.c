@@ -98,6 +98,7 @@ static void cache_refill(mempool *pool, struct cache *c)
 {
     uint32_t taken[CACHE_SIZE_MAX];
     size_t batch = c->size / 2 ? c->size / 2 : 1;
+    DEBUG_ASSERT(c->size <= CACHE_SIZE_MAX);
     size_t n = stack_pop_many(&pool->stack, taken, batch, false);
     /* The shared top is the hottest block: it goes on top of the magazine. */
     for (size_t i = 0; i < n; i++)
@@ -111,6 +112,7 @@ static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold)
 {
     uint32_t moved[CACHE_SIZE_MAX];
     uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
+    DEBUG_ASSERT(cold <= n && n <= c->size && c->size <= CACHE_SIZE_MAX);
     for (uint32_t i = 0; i < cold; i++)
         moved[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
     if (!stack_push_many(&pool->stack, moved, cold, false))
@@ -130,6 +132,7 @@ bool mempool__cache_get_many(mempool *pool, struct cache *c, uint32_t *out, size
         return false;
     }
     uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    DEBUG_ASSERT(count <= c->size && n <= c->size);
     if (count < n) {
         uint32_t taken[CACHE_SIZE_MAX];
         size_t k = stack_pop_many(&pool->stack, taken, c->size - count, false);
@@ -165,6 +168,7 @@ bool mempool__cache_put_many(mempool *pool, struct cache *c, const uint32_t *ind
     }
     if (room) {
         count = atomic_load_explicit(&c->count, memory_order_relaxed);
+        DEBUG_ASSERT(count + n <= c->size);
         for (size_t i = 0; i < n; i++) {
             atomic_store_explicit(stack_entry(&pool->stack, indices[i]),
                                   ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);

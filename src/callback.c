@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The caller's callbacks, run with cancellation off and errno kept: a
- * callback that fails or is cancelled must not leave the pool half done. */
+ * callback that fails or is cancelled must not leave the pool half done.
+ * Also the report of a broken invariant in MEMPOOL_DEBUG builds. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -36,4 +39,10 @@ void mempool__call_unmake(mempool *pool, void *block)
     pool->unmake(block, pool->arg);
     mempool__os_cancel_restore(cancel);
     errno = saved;
+}
+
+void mempool__debug_fail(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "mempool: internal invariant broken at %s:%d: %s\n", file, line, what);
+    abort();
 }

@@ -26,6 +26,16 @@
 #define NOINLINE
 #endif
 
+/* MEMPOOL_DEBUG builds check the invariants that the comments state (those
+ * that hold under the pool lock, buffer bounds) and abort on a violation;
+ * other builds compile the checks away. */
+#ifdef MEMPOOL_DEBUG
+#define DEBUG_ASSERT(cond) \
+    ((cond) ? (void)0 : mempool__debug_fail(#cond, __FILE__, __LINE__))
+#else
+#define DEBUG_ASSERT(cond) ((void)0)
+#endif
+
 /* Generator mode: block pointer -> index, an open-addressing table with twice
  * the capacity's slots (rounded up to a power of two). Inserts claim a key
  * with one CAS and publish the index after it, so lookups run lock-free
@@ -122,6 +132,9 @@ struct mempool {
 MEMPOOL_INTERNAL uint32_t mempool__register(mempool *pool, void *block);
 MEMPOOL_INTERNAL size_t mempool__map_bytes(size_t capacity);
 MEMPOOL_INTERNAL void mempool__map_init(struct ptr_map *map, void *memory, size_t capacity);
+
+/* Reports a failed DEBUG_ASSERT on stderr and aborts (callback.c). */
+MEMPOOL_INTERNAL void mempool__debug_fail(const char *what, const char *file, int line);
 
 /* Callbacks run with cancellation off and errno kept (callback.c). */
 MEMPOOL_INTERNAL void *mempool__call_make(mempool *pool);

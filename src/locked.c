@@ -24,8 +24,37 @@ static void wake_later(struct wakeups *wk, _Atomic uint32_t *word, int count)
     }
 }
 
+/* The invariants of the waiting protocol (wait.c), checked before every
+ * unlock that follows a change, in MEMPOOL_DEBUG builds. */
+static void locked_invariants(const mempool *pool)
+{
+#ifdef MEMPOOL_DEBUG
+    uint64_t head = atomic_load_explicit(&pool->stack.head, memory_order_relaxed);
+    size_t collected = 0;
+    for (const struct waiter *w = pool->first; w; w = w->next) {
+        DEBUG_ASSERT(w->have < w->need);
+        DEBUG_ASSERT(w->next ? w->next->prev == w : pool->last == w);
+        collected += w->have;
+    }
+    DEBUG_ASSERT(collected == atomic_load_explicit(&pool->collected, memory_order_relaxed));
+    /* Waiters queued: every put hands off to them, and lazy slots that come
+     * back go to them, so nothing free is left outside the caches. */
+    if (pool->first) {
+        DEBUG_ASSERT(stack_top(head) == STACK_NIL);
+        DEBUG_ASSERT(atomic_load_explicit(&pool->ring_length, memory_order_relaxed) == 0);
+        DEBUG_ASSERT(atomic_load_explicit(&pool->unmade, memory_order_relaxed) == 0);
+    }
+    bool want = pool->first || pool->drainers;
+    DEBUG_ASSERT(!!(head & STACK_WAIT) == want);
+    DEBUG_ASSERT(pool->caches_armed == want);
+#else
+    (void)pool;
+#endif
+}
+
 void mempool__unlock_and_wake(mempool *pool, struct wakeups *wk)
 {
+    locked_invariants(pool);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 0; i < wk->n; i++)
         mempool__os_wake(wk->word[i], wk->count[i]);
@@ -75,13 +104,20 @@ void mempool__wait_bit_update(mempool *pool)
     caches_arm(pool, want);
 }
 
+/* The free blocks, summed from terms read one after another: a block moving
+ * between two of them can count twice (see drain_complete_locked). */
+static size_t free_sum_locked(const mempool *pool)
+{
+    return stack_depth(&pool->stack) +
+           atomic_load_explicit(&pool->ring_length, memory_order_relaxed) +
+           atomic_load_explicit(&pool->collected, memory_order_relaxed) +
+           atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
+           caches_count_locked(pool);
+}
+
 size_t mempool__available_locked(const mempool *pool)
 {
-    size_t n = stack_depth(&pool->stack) +
-               atomic_load_explicit(&pool->ring_length, memory_order_relaxed) +
-               atomic_load_explicit(&pool->collected, memory_order_relaxed) +
-               atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
-               caches_count_locked(pool);
+    size_t n = free_sum_locked(pool);
     return n < pool->capacity ? n : pool->capacity;
 }
 
@@ -95,8 +131,13 @@ size_t mempool__available_locked(const mempool *pool)
  * the first was read. */
 bool mempool__drain_complete_locked(const mempool *pool)
 {
-    return caches_idle_locked(pool) &&
-           mempool__available_locked(pool) == pool->capacity;
+    DEBUG_ASSERT(pool->caches_armed);
+    if (!caches_idle_locked(pool))
+        return false;
+    size_t n = free_sum_locked(pool);
+    /* Nothing in flight between the terms: none can count twice. */
+    DEBUG_ASSERT(n <= pool->capacity);
+    return n == pool->capacity;
 }
 
 /* A drain sleeps until a put sees the pool complete; it is told by a bump of
@@ -199,6 +240,7 @@ size_t mempool__cache_empty_locked(mempool *pool, struct cache *c, struct wakeup
 {
     uint32_t moved[CACHE_SIZE_MAX];
     uint32_t n = atomic_load_explicit(&c->count, memory_order_acquire);
+    DEBUG_ASSERT(n <= c->size && c->size <= CACHE_SIZE_MAX);
     for (uint32_t i = 0; i < n; i++)
         moved[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
     atomic_store_explicit(&c->count, 0, memory_order_relaxed);
