@@ -43,29 +43,23 @@ static void buckets_init(void)
 }
 
 /* The buckets are shared by every pool, so a wait or wake on any pool holds
- * one for a moment: fork() takes them all first, or a child could find one
- * held by a thread that does not exist there. */
+ * one for a moment, and their conditions count the threads asleep on them:
+ * a child of fork() could find a mutex held, or a condition waited on, by a
+ * thread that does not exist there. The child, which runs alone, starts
+ * them afresh. They are not taken around the fork instead: that would add
+ * 64 locks to every fork, and sanitizer runtimes that hold their own locks
+ * across fork() deadlock on a first use of a mutex then. */
 void mempool__os_fork_prepare(void)
 {
-    pthread_once(&buckets_once, buckets_init);
-    for (int i = 0; i < BUCKETS; i++)
-        pthread_mutex_lock(&buckets[i].lock);
 }
 
 void mempool__os_fork_parent(void)
 {
-    for (int i = 0; i < BUCKETS; i++)
-        pthread_mutex_unlock(&buckets[i].lock);
 }
 
-/* The child's conditions may still count the parent's sleeping threads as
- * waiters, which would never leave: they start again empty. */
 void mempool__os_fork_child(void)
 {
-    for (int i = 0; i < BUCKETS; i++) {
-        pthread_mutex_unlock(&buckets[i].lock);
-        bucket_cond_init(&buckets[i]);
-    }
+    buckets_init();
 }
 
 static struct bucket *bucket_of(const void *word)
