@@ -68,9 +68,11 @@
  *   time. Async-signal-safe: mempool_capacity, mempool_block_size,
  *   mempool_owns, mempool_index, mempool_block; nothing else. After fork() the
  *   child may use a pool only if no other thread was inside a call on that
- *   pool at the moment of the fork. The library's one global lock (pool ids,
- *   thread exit) is taken around fork() by pthread_atfork handlers, so
- *   creating and destroying pools in the child is always safe.
+ *   pool at the moment of the fork. The library's global state cannot hang
+ *   the child: pthread_atfork handlers take the lock of pool ids and thread
+ *   exit around fork(), and the portable wait backend's buckets start
+ *   afresh in the child, so creating, using and destroying pools there is
+ *   safe while other threads of the parent were busy elsewhere.
  *
  * CHECKED MODE (MEMPOOL_CHECKED)
  *   A per-pool switch that helps find the caller's bugs, at the cost of a
