@@ -77,16 +77,26 @@ static void test_past_does_not_wait(void)
     mempool_destroy(pool);
 }
 
+/* A one-block pool whose block this thread holds (*only), and a waiter
+ * asleep in mempool_get_until on it. */
+static mempool *start_asleep(struct waiter *w, const struct timespec *deadline, void **only)
+{
+    mempool *pool = check_arena_pool(1, 16, 0);
+    *only = mempool_get(pool);
+    REQUIRE(*only);
+    *w = (struct waiter){ .pool = pool, .call = WAITER_GET_UNTIL, .deadline = deadline };
+    waiter_start(w);
+    CHECK(waiter_wait_asleep(w));
+    return pool;
+}
+
 /* The waiter must still be asleep well after it started, and must take the
  * block a put from this thread hands it. */
 static void check_waits_until_put(const struct timespec *deadline)
 {
-    mempool *pool = check_arena_pool(1, 16, 0);
-    void *only = mempool_get(pool);
-    REQUIRE(only);
-    struct waiter w = { .pool = pool, .call = WAITER_GET_UNTIL, .deadline = deadline };
-    waiter_start(&w);
-    CHECK(waiter_wait_asleep(&w));
+    struct waiter w;
+    void *only;
+    mempool *pool = start_asleep(&w, deadline, &only);
     check_sleep_ns(100 * MS);
     CHECK(!waiter_done(&w));
     CHECK_EQ(mempool_put(pool, only), 0);
@@ -114,12 +124,9 @@ static void test_forever(void)
 
 static void check_close_wakes(const struct timespec *deadline)
 {
-    mempool *pool = check_arena_pool(1, 16, 0);
-    void *only = mempool_get(pool);
-    REQUIRE(only);
-    struct waiter w = { .pool = pool, .call = WAITER_GET_UNTIL, .deadline = deadline };
-    waiter_start(&w);
-    CHECK(waiter_wait_asleep(&w));
+    struct waiter w;
+    void *only;
+    mempool *pool = start_asleep(&w, deadline, &only);
     mempool_close(pool);
     waiter_join(&w);
     CHECK(w.block == NULL);
