@@ -376,22 +376,30 @@ struct getter {
     void *block;
     int err;
     atomic_bool done;
+    size_t bulk;            /* > 0: a bulk get of this many, into blocks[] */
+    void *blocks[2];
 };
 
 static void *getter_thread(void *p)
 {
     struct getter *gt = p;
     errno = 0;
-    gt->block = mempool_get_timeout(gt->pool, gt->timeout_ns);
-    gt->err = errno;
+    if (gt->bulk) {
+        gt->err = mempool_get_bulk(gt->pool, gt->blocks, gt->bulk, gt->timeout_ns);
+    } else {
+        gt->block = mempool_get_timeout(gt->pool, gt->timeout_ns);
+        gt->err = errno;
+    }
     atomic_store(&gt->done, true);
     return NULL;
 }
 
 /* One slot left: thread A takes it and its make fails slowly; thread B,
  * meanwhile, finds no block and no slot and sleeps. A's failure returns
- * the slot, so B must wake and make a block for itself. */
-static void test_failed_make_wakes_waiter(void)
+ * the slot, so B must wake and make a block for itself. A bulk B of two
+ * then still needs one: it must sleep again at the head of the queue (a
+ * bug there loses its place or its block) and take the next put. */
+static void test_failed_make_wakes_waiter(bool bulk)
 {
     struct lazy g;
     mempool *pool = lazy_pool(&g, 2, 0);
@@ -400,7 +408,7 @@ static void test_failed_make_wakes_waiter(void)
 
     g.fail_next = 1;
     g.hold_failure = true;
-    struct getter ga = { pool, -1, NULL, 0, false };
+    struct getter ga = { .pool = pool, .timeout_ns = -1 };
     pthread_t ta = check_thread(getter_thread, &ga);
     pthread_mutex_lock(&g.lock);
     while (!g.held)
@@ -408,7 +416,7 @@ static void test_failed_make_wakes_waiter(void)
     pthread_mutex_unlock(&g.lock);
 
     /* The bound only keeps a lost wake-up from hanging the test. */
-    struct getter gb = { pool, 5 * BOUND_NS, NULL, 0, false };
+    struct getter gb = { .pool = pool, .timeout_ns = 5 * BOUND_NS, .bulk = bulk ? 2 : 0 };
     pthread_t tb = check_thread(getter_thread, &gb);
     check_sleep_ns(50000000); /* let B fall asleep */
     CHECK(!atomic_load(&gb.done)); /* no block, no slot: B must wait */
@@ -419,19 +427,29 @@ static void test_failed_make_wakes_waiter(void)
     pthread_mutex_unlock(&g.lock);
 
     pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
     CHECK(ga.block == NULL);
     CHECK_EQ(ga.err, ENOMEM);
-    CHECK(gb.block != NULL);
+    if (bulk) {
+        check_sleep_ns(50000000);
+        CHECK(!atomic_load(&gb.done)); /* one made, one to wait for */
+        CHECK_EQ(mempool_put(pool, first), 0);
+    }
+    pthread_join(tb, NULL);
     CHECK_EQ(gb.err, 0);
     CHECK_EQ(g.makes, 3);
     CHECK_EQ(g.made_count, 2);
-    CHECK(gb.block == g.made[1]);
-    CHECK_EQ(mempool_available(pool), 0);
-
-    CHECK_EQ(mempool_put(pool, first), 0);
-    if (gb.block)
-        CHECK_EQ(mempool_put(pool, gb.block), 0);
+    if (bulk) {
+        CHECK(gb.blocks[0] == g.made[1]);
+        CHECK(gb.blocks[1] == first);
+        CHECK_EQ(mempool_available(pool), 0);
+        CHECK_EQ(mempool_put_bulk(pool, gb.blocks, 2), 0);
+    } else {
+        CHECK(gb.block == g.made[1]);
+        CHECK_EQ(mempool_available(pool), 0);
+        CHECK_EQ(mempool_put(pool, first), 0);
+        if (gb.block)
+            CHECK_EQ(mempool_put(pool, gb.block), 0);
+    }
     destroy_and_check(pool, &g, NULL, 0);
 }
 
@@ -497,7 +515,8 @@ int main(void)
     test_lazy_destroy_partial();
     test_make_failure();
     test_make_repeats();
-    test_failed_make_wakes_waiter();
+    test_failed_make_wakes_waiter(false);
+    test_failed_make_wakes_waiter(true);
     test_never_more_than_capacity();
     CHECK_DONE();
 }
