@@ -59,13 +59,9 @@ extern _Atomic int mempool__fault_barrier;
 extern _Atomic long mempool__fault_barrier_failures;
 #endif
 
-/* fork(): the seam's own process-wide locks. The registry's atfork handlers
- * call these after taking the registry lock (prepare) and before releasing
- * it (parent, child), so that the locks are always taken in one order; the
- * child's handler also resets what threads that do not exist there left
- * behind. */
-MEMPOOL_INTERNAL void mempool__os_fork_prepare(void);
-MEMPOOL_INTERNAL void mempool__os_fork_parent(void);
+/* Called in the child of fork() (by the registry's atfork handler, which
+ * runs alone there): resets the seam's process-wide state that threads of
+ * the parent, which do not exist in the child, may have left held. */
 MEMPOOL_INTERNAL void mempool__os_fork_child(void);
 
 /* Zero-filled memory aligned to `alignment` (a power of two), NULL on failure.

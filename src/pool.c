@@ -268,7 +268,6 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
                mempool__cache_get_many(pool, cache, indices, n);
     int err = 0;
     bool taken = hit || (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
-    DEBUG_ASSERT(!taken || n <= CHUNK);
     if (taken && unlikely(pool_closed(pool))) {
         /* As in get_miss: closed meanwhile, so give the blocks back. */
         if (!stack_push_many(&pool->stack, indices, n, false))

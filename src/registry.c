@@ -14,8 +14,8 @@ _Thread_local struct cache_table mempool__cache_table;
  * pools; ids are never reused. The lock also orders destroy against thread
  * exit: a cache's `pool` is read and cleared under it. It is global, held by
  * create and destroy of any pool and by exiting threads, so fork() takes it
- * first (atfork handlers, which then take the OS seam's own global locks):
- * a child never finds one held by a thread that does not exist there. */
+ * first (atfork handlers): a child never finds it held by a thread that
+ * does not exist there. */
 static struct {
     pthread_mutex_t lock;
     uint64_t next_id;
@@ -30,19 +30,17 @@ static void cache_thread_exit(void *table);
 
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
-/* fork(): the registry lock first, then the OS seam's own locks. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&registry.lock);
-    mempool__os_fork_prepare();
 }
 
 static void fork_parent(void)
 {
-    mempool__os_fork_parent();
     pthread_mutex_unlock(&registry.lock);
 }
 
+/* The child also resets what the OS seam shares between threads. */
 static void fork_child(void)
 {
     mempool__os_fork_child();

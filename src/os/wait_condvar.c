@@ -49,14 +49,6 @@ static void buckets_init(void)
  * them afresh. They are not taken around the fork instead: that would add
  * 64 locks to every fork, and sanitizer runtimes that hold their own locks
  * across fork() deadlock on a first use of a mutex then. */
-void mempool__os_fork_prepare(void)
-{
-}
-
-void mempool__os_fork_parent(void)
-{
-}
-
 void mempool__os_fork_child(void)
 {
     buckets_init();

@@ -90,15 +90,7 @@ bool mempool__os_heavy_barrier(void)
     return done;
 }
 
-/* Futexes hold no lock in user space: nothing to do around fork. */
-void mempool__os_fork_prepare(void)
-{
-}
-
-void mempool__os_fork_parent(void)
-{
-}
-
+/* Futexes hold no lock in user space: nothing to reset after fork. */
 void mempool__os_fork_child(void)
 {
 }
