@@ -75,6 +75,7 @@ struct churn {
     mempool *pool;
     _Atomic int *owner;
     int id, rounds;
+    atomic_int *switched; /* set once a barrier has failed during the run */
 };
 
 static void *churn_main(void *arg)
@@ -82,7 +83,7 @@ static void *churn_main(void *arg)
     struct churn *c = arg;
     void *mine[6];
     unsigned seed = 99u * (unsigned)c->id;
-    for (int r = 0; r < c->rounds; r++) {
+    for (int r = 0; r < c->rounds || !atomic_load(c->switched); r++) {
         seed = seed * 1103515245u + 12345u;
         int k = 1 + (int)((seed >> 16) % 6), got = 0;
         for (; got < k; got++) {
@@ -107,34 +108,53 @@ static void *churn_main(void *arg)
     return NULL;
 }
 
-static void churn_after_failure(void)
+/* The pool was made while the barrier still worked, so its owners start
+ * fence-free; its first failing barrier comes in the middle of their calls
+ * and switches it with owners running. */
+static void churn_after_failure(mempool *pool)
 {
     enum { THREADS = 4 };
-    mempool_config cfg = { .capacity = 24, .block_size = 32, .cache_size = 6 };
-    mempool *pool = mempool_create(&cfg);
-    REQUIRE(pool != NULL);
     _Atomic int owner[24] = { 0 };
     struct churn c[THREADS];
     pthread_t t[THREADS];
+    atomic_int switched = 0;
+    long before = atomic_load(&spy_barriers);
     for (int i = 0; i < THREADS; i++) {
-        c[i] = (struct churn){ pool, owner, i + 1, (int)(20000 * check_scale()) + 100 };
+        c[i] = (struct churn){ pool, owner, i + 1, (int)(20000 * check_scale()) + 100,
+                               &switched };
         t[i] = check_thread(churn_main, &c[i]);
     }
+    /* A drain arms every cache, which takes the barrier while the owners
+     * run (they keep going until it has); give up after 10 s. */
+    int64_t give_up = check_now_ns() + 10000000000;
+    while (atomic_load(&spy_barriers) == before && check_now_ns() < give_up) {
+        mempool_drain(pool, 0);
+        check_sleep_ns(200000);
+    }
+    atomic_store(&switched, 1);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
+    long failed = atomic_load(&spy_barriers) - before;
+    printf("churn: %ld barrier(s) failed with owners running, then ordered\n", failed);
+    CHECK(failed > 0); /* the switch happened during the run */
     CHECK_EQ(mempool_available(pool), 24);
+    CHECK_EQ(mempool_drain(pool, 1000000000), 0);
     mempool_destroy(pool);
 }
 
 int main(void)
 {
+    mempool_config cfg = { .capacity = 24, .block_size = 32, .cache_size = 6 };
+    mempool *running = mempool_create(&cfg);
+    REQUIRE(running != NULL);
     if (!idle_cache_after_failure()) {
         /* Checked above that such a pool takes the idle cache at once; the
          * rest needs a pool that relies on the barrier. */
         printf("skipped: this build or kernel gives the pool no heavy barrier\n");
+        mempool_destroy(running);
         return check_failures ? 1 : 77;
     }
-    churn_after_failure();
+    churn_after_failure(running);
     printf("%ld heavy barriers attempted, all failed\n", atomic_load(&spy_barriers));
     CHECK_DONE();
 }
