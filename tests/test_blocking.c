@@ -69,6 +69,9 @@ static void test_fifo_order(enum waiter_call kind_a, enum waiter_call kind_b, in
         while (atomic_load(&order) < i + 1 && check_now_ns() < deadline)
             check_sleep_ns(100000);
         REQUIRE(atomic_load(&order) == i + 1);
+        /* The returning waiter takes its ticket just before it says done. */
+        while (!waiter_done(&w[i]) && check_now_ns() < deadline)
+            check_sleep_ns(100000);
         /* Exactly the oldest waiter returned, with the block just put. */
         CHECK(waiter_done(&w[i]));
         if (waiter_done(&w[i])) {
