@@ -1,182 +1,267 @@
 /* SPDX-License-Identifier: MIT */
-/* Per-thread caches: attaching a cache to a thread, the full get and put
- * operations with refill and spill, and flush. The protocol and its
- * argument are in cache.h; its locked side (arming, reclaim, emptying) is in
- * locked.c, and thread tables and thread exit are in registry.c. */
+/* Per-thread caches: attaching a cache to a thread, and the full get and put
+ * through the two magazines, with the depot exchange under the lock. The
+ * protocol and its argument are in cache.h; the depot in depot.h; the
+ * locked side of the reclaim (arming, emptying) in locked.c; thread
+ * directories and thread exit in registry.c. */
 #include <errno.h>
 #include <string.h>
 
 #include "cache.h"
-#include "index.h"
+#include "depot.h"
 #include "locked.h"
 
-static void cache_refill(mempool *pool, struct cache *c);
-static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold);
-
-static struct cache *cache_attach(mempool *pool)
+static void cache_release(struct cache *c)
 {
-    struct cache_table *table = &mempool__cache_table;
-    uint32_t slot = pool->cache_slot;
-    if (slot == UINT32_MAX || !mempool__table_reserve(table, slot))
-        return NULL;
-    struct cache_slot *entry = &table->slots[slot];
-    /* An older occupant belonged to a destroyed pool (slots are reused only
-     * after destroy), which detached it: it is this thread's to free. */
-    if (entry->cache)
-        mempool__cache_free(entry->cache);
-    entry->pool_id = pool->id;
-    entry->cache = mempool__os_alloc(cache_bytes(pool->cache_size), CACHE_LINE);
-    struct cache *c = entry->cache;
+    if (c->size) {
+        mempool__magazine_free(c->loaded, c->size);
+        mempool__magazine_free(c->previous, c->size);
+    }
+    mempool__os_free(c, sizeof *c, CACHE_LINE);
+}
+
+void mempool__cache_free(struct cache *c)
+{
+    cache_release(c);
+}
+
+/* A new cache for the pool in the directory entry, which holds the sentinel
+ * or a detached cache (freed here: the thread owns it). */
+static struct cache *cache_attach(mempool *pool, struct cache **entry)
+{
+    if (*entry != &mempool__sentinel)
+        cache_release(*entry);
+    *entry = &mempool__sentinel;
+    uint32_t size = pool->cache_size / 2;
+    struct cache *c = mempool__os_alloc(sizeof *c, CACHE_LINE);
     if (!c)
-        return NULL; /* recorded: this thread runs uncached for the pool */
-    c->size = pool->cache_size;
+        return NULL; /* this thread runs uncached for the pool, for now */
+    _Atomic uint32_t *spare = NULL;
+    if (size) {
+        c->loaded = mempool__magazine_alloc(size);
+        c->previous = mempool__magazine_alloc(size);
+        spare = mempool__magazine_alloc(size);
+        if (!c->loaded || !c->previous || !spare) {
+            mempool__magazine_free(spare, size);
+            c->size = size;
+            cache_release(c);
+            return NULL;
+        }
+    }
+    c->size = size;
     c->pool = pool;
     pthread_mutex_lock(&pool->lock);
-    /* Read under the lock, which a switch to the ordered protocol holds:
-     * this thread's later reads of the flag see it at least as set. */
+    if (size && !mempool__depot_reserve(&pool->depot, 3)) {
+        pthread_mutex_unlock(&pool->lock);
+        mempool__magazine_free(spare, size);
+        cache_release(c);
+        return NULL;
+    }
+    if (size)
+        mempool__depot_give_empty(&pool->depot, spare);
+    /* Read under the lock, which a switch to the ordered protocol and every
+     * change of the marks hold: this cache starts with all of them. */
     atomic_store_explicit(&c->busy, cache_ordered(pool) ? CACHE_IDLE : CACHE_IDLE_FENCED,
                           memory_order_relaxed);
-    atomic_store_explicit(&c->steal, pool->caches_armed && c->size, memory_order_relaxed);
+    uint32_t unusual = size ? pool->cache_marks : pool->cache_marks | CACHE_NONE;
+    if (size && pool->caches_armed)
+        unusual |= CACHE_ARMED;
+    atomic_store_explicit(&c->unusual, unusual, memory_order_relaxed);
     c->next = pool->caches;
     if (pool->caches)
         pool->caches->prev = c;
     pool->caches = c;
     pthread_mutex_unlock(&pool->lock);
+    *entry = c;
     return c;
 }
 
 struct cache *mempool__cache_of(mempool *pool)
 {
-    struct cache_table *table = &mempool__cache_table;
-    uint32_t slot = pool->cache_slot;
-    if (slot < table->length && table->slots[slot].pool_id == pool->id)
-        return table->slots[slot].cache;
-    return cache_attach(pool);
+    struct cache *c = cache_lookup(pool);
+    if (cache_is_real(pool, c))
+        return c;
+    if (!pool->cache_slot)
+        return NULL;
+    struct cache **entry = mempool__dir_entry(pool->cache_dir, pool->cache_page);
+    return entry ? cache_attach(pool, entry) : NULL;
 }
 
-uint32_t mempool__cache_get(mempool *pool, struct cache *c)
+/* Swaps the loaded and previous magazines (owner, busy or under the lock). */
+static void mag_swap(struct cache *c)
 {
-    if (!cache_enter(pool, c)) {
-        mempool__cache_honour(pool, c);
-        return STACK_NIL;
-    }
-    if (atomic_load_explicit(&c->count, memory_order_relaxed) == 0)
-        cache_refill(pool, c);
-    uint32_t index = cache_pop(c);
-    if (cache_leave(pool, c))
-        mempool__cache_honour(pool, c);
-    return index;
+    _Atomic uint32_t *m = c->loaded;
+    c->loaded = c->previous;
+    c->previous = m;
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    atomic_store_explicit(&c->count, atomic_load_explicit(&c->prev_count, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->prev_count, count, memory_order_relaxed);
 }
 
-bool mempool__cache_put(mempool *pool, struct cache *c, uint32_t index)
+/* n rounds from the two magazines, swapping them when the loaded one runs
+ * out; false (nothing taken) when they hold fewer. */
+static bool mags_take(struct cache *c, uint32_t *out, size_t n)
 {
-    if (!cache_enter(pool, c)) {
-        mempool__cache_honour(pool, c);
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    if (count + atomic_load_explicit(&c->prev_count, memory_order_relaxed) < n)
         return false;
+    if (count < n) {
+        mag_pop(c, out, count);
+        out += count;
+        n -= count;
+        mag_swap(c);
     }
-    bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size ||
-                cache_spill(pool, c, c->size / 2 ? c->size / 2 : 1);
-    if (room)
-        cache_push(pool, c, index);
-    if (cache_leave(pool, c))
-        mempool__cache_honour(pool, c);
-    return room;
+    mag_pop(c, out, n);
+    return true;
+}
+
+/* n blocks into the two magazines, swapping them when the loaded one fills;
+ * false (nothing moved) when they lack room. */
+static bool mags_give(mempool *pool, struct cache *c, const uint32_t *indices, size_t n)
+{
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    uint32_t room = c->size - count;
+    if (room + (c->size - atomic_load_explicit(&c->prev_count, memory_order_relaxed)) < n)
+        return false;
+    if (room < n) {
+        mag_push(pool, c, indices, room);
+        indices += room;
+        n -= room;
+        mag_swap(c);
+    }
+    mag_push(pool, c, indices, n);
+    return true;
+}
+
+/* Moves the previous magazine's rounds onto the loaded one, which has room
+ * for them (the owner, under the lock). */
+static void mags_merge(struct cache *c)
+{
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    uint32_t prev = atomic_load_explicit(&c->prev_count, memory_order_relaxed);
+    DEBUG_ASSERT(count + prev <= c->size);
+    for (uint32_t i = 0; i < prev; i++)
+        atomic_store_explicit(&c->loaded[count + i],
+                              atomic_load_explicit(&c->previous[i], memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_store_explicit(&c->count, count + prev, memory_order_relaxed);
+    atomic_store_explicit(&c->prev_count, 0, memory_order_relaxed);
+}
+
+/* Under the lock, both magazines too empty for n: trade an empty one for a
+ * full one from the depot, else fill the loaded one from the shared stack.
+ * True when they then hold n rounds. */
+static bool refill_locked(mempool *pool, struct cache *c, size_t n)
+{
+    mags_merge(c); /* count + prev < n <= size: it fits */
+    _Atomic uint32_t *full = depot_take_full(&pool->depot);
+    if (full) {
+        mempool__depot_give_empty(&pool->depot, c->previous);
+        c->previous = full;
+        atomic_store_explicit(&c->prev_count, c->size, memory_order_relaxed);
+        return true;
+    }
+    uint32_t taken[CACHE_SIZE_MAX / 2];
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    size_t k = stack_pop_many(&pool->stack, taken, c->size - count, false);
+    /* The shared top is the hottest block: it goes on top of the magazine. */
+    for (size_t i = 0; i < k; i++)
+        atomic_store_explicit(&c->loaded[count + k - 1 - i], taken[i], memory_order_relaxed);
+    atomic_store_explicit(&c->count, count + (uint32_t)k, memory_order_relaxed);
+    return count + k >= n;
+}
+
+/* Under the lock, both magazines too full for n: top the previous one up
+ * from the loaded one (together they hold more than one magazine), then
+ * trade it for an empty one from the depot, else push its rounds onto the
+ * shared stack. Afterwards the previous magazine is empty. */
+static void spill_locked(mempool *pool, struct cache *c)
+{
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    uint32_t prev = atomic_load_explicit(&c->prev_count, memory_order_relaxed);
+    uint32_t move = c->size - prev;
+    DEBUG_ASSERT(count + prev > c->size && move <= count);
+    for (uint32_t i = 0; i < move; i++)
+        atomic_store_explicit(&c->previous[prev + i],
+                              atomic_load_explicit(&c->loaded[count - 1 - i], memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_store_explicit(&c->count, count - move, memory_order_relaxed);
+    _Atomic uint32_t *empty = depot_take_empty(&pool->depot);
+    if (empty) {
+        depot_give_full(&pool->depot, c->previous);
+        c->previous = empty;
+    } else {
+        /* Every magazine is in use: the blocks go behind the depot. No
+         * waiter or drain exists (the caches are not armed), so the WAIT
+         * bit is clear and the locked push changes nothing else. */
+        uint32_t moved[CACHE_SIZE_MAX / 2];
+        for (uint32_t i = 0; i < c->size; i++)
+            moved[i] = atomic_load_explicit(&c->previous[i], memory_order_relaxed);
+        stack_push_many(&pool->stack, moved, c->size, true);
+    }
+    atomic_store_explicit(&c->prev_count, 0, memory_order_relaxed);
+}
+
+enum served mempool__cache_get(mempool *pool, struct cache *c, uint32_t *out, size_t n)
+{
+    DEBUG_ASSERT(c->size && n <= c->size);
+    bool ordered = cache_ordered(pool);
+    cache_enter(c, ordered);
+    bool done = !(cache_unusual(c) & CACHE_ARMED) && mags_take(c, out, n);
+    cache_idle(c, ordered);
+    if (done) {
+        if (cache_unusual(c) & CACHE_ARMED)
+            mempool__cache_honour(pool, c);
+        return SERVED_CACHE;
+    }
+    struct wakeups wk = { .n = 0 };
+    enum served served = SERVED_NOT;
+    pthread_mutex_lock(&pool->lock);
+    /* Under the lock, the cache is armed exactly when the pool is (a
+     * reclaim that armed it for a moment may have ended since). */
+    if (pool->caches_armed)
+        mempool__cache_empty_locked(pool, c, &wk);
+    else if (mags_take(c, out, n) || (refill_locked(pool, c, n) && mags_take(c, out, n)))
+        served = SERVED_DEPOT;
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
+    return served;
+}
+
+enum served mempool__cache_put(mempool *pool, struct cache *c, const uint32_t *indices,
+                               size_t n)
+{
+    DEBUG_ASSERT(c->size && n <= c->size);
+    bool ordered = cache_ordered(pool);
+    cache_enter(c, ordered);
+    bool done = !(cache_unusual(c) & CACHE_ARMED) && mags_give(pool, c, indices, n);
+    cache_idle(c, ordered);
+    if (done) {
+        if (cache_unusual(c) & CACHE_ARMED)
+            mempool__cache_honour(pool, c);
+        return SERVED_CACHE;
+    }
+    struct wakeups wk = { .n = 0 };
+    pthread_mutex_lock(&pool->lock);
+    if (pool->caches_armed) {
+        /* A waiter or a drain: the blocks go to the oldest waiter. */
+        mempool__cache_empty_locked(pool, c, &wk);
+        mempool__give_locked(pool, indices, n, &wk);
+    } else if (!mags_give(pool, c, indices, n)) {
+        spill_locked(pool, c);
+        mags_give(pool, c, indices, n);
+    }
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
+    return SERVED_DEPOT;
 }
 
 void mempool_flush(mempool *pool)
 {
-    if (!pool || !pool->cache_size)
+    if (!pool)
         return;
-    struct cache_table *table = &mempool__cache_table;
-    uint32_t slot = pool->cache_slot;
-    if (slot < table->length && table->slots[slot].pool_id == pool->id &&
-        table->slots[slot].cache)
-        mempool__cache_honour(pool, table->slots[slot].cache);
-}
-
-static void cache_refill(mempool *pool, struct cache *c)
-{
-    uint32_t taken[CACHE_SIZE_MAX];
-    size_t batch = c->size / 2 ? c->size / 2 : 1;
-    DEBUG_ASSERT(c->size <= CACHE_SIZE_MAX);
-    size_t n = stack_pop_many(&pool->stack, taken, batch, false);
-    /* The shared top is the hottest block: it goes on top of the magazine. */
-    for (size_t i = 0; i < n; i++)
-        atomic_store_explicit(&c->blocks[n - 1 - i], taken[i], memory_order_relaxed);
-    atomic_store_explicit(&c->count, (uint32_t)n, memory_order_relaxed);
-}
-
-/* Sends the `cold` bottom blocks of the magazine to the shared stack with
- * one CAS; false (nothing moved) while the stack's WAIT bit is set. */
-static bool cache_spill(mempool *pool, struct cache *c, uint32_t cold)
-{
-    uint32_t moved[CACHE_SIZE_MAX];
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    DEBUG_ASSERT(cold <= n && n <= c->size && c->size <= CACHE_SIZE_MAX);
-    for (uint32_t i = 0; i < cold; i++)
-        moved[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
-    if (!stack_push_many(&pool->stack, moved, cold, false))
-        return false;
-    for (uint32_t i = cold; i < n; i++)
-        atomic_store_explicit(&c->blocks[i - cold],
-                              atomic_load_explicit(&c->blocks[i], memory_order_relaxed),
-                              memory_order_relaxed);
-    atomic_store_explicit(&c->count, n - cold, memory_order_relaxed);
-    return true;
-}
-
-bool mempool__cache_get_many(mempool *pool, struct cache *c, uint32_t *out, size_t n)
-{
-    if (!cache_enter(pool, c)) {
+    struct cache *c = cache_lookup(pool);
+    if (cache_is_real(pool, c) && c->size)
         mempool__cache_honour(pool, c);
-        return false;
-    }
-    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
-    DEBUG_ASSERT(count <= c->size && n <= c->size);
-    if (count < n) {
-        uint32_t taken[CACHE_SIZE_MAX];
-        size_t k = stack_pop_many(&pool->stack, taken, c->size - count, false);
-        for (size_t i = k; i-- > 0;)
-            atomic_store_explicit(&c->blocks[count++], taken[i], memory_order_relaxed);
-    }
-    bool enough = count >= n;
-    if (enough) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = atomic_load_explicit(&c->blocks[count - 1 - i], memory_order_relaxed);
-        count -= (uint32_t)n;
-    }
-    atomic_store_explicit(&c->count, count, memory_order_relaxed);
-    if (cache_leave(pool, c))
-        mempool__cache_honour(pool, c);
-    return enough;
-}
-
-bool mempool__cache_put_many(mempool *pool, struct cache *c, const uint32_t *indices,
-                             size_t n)
-{
-    if (!cache_enter(pool, c)) {
-        mempool__cache_honour(pool, c);
-        return false;
-    }
-    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
-    bool room = count + n <= c->size;
-    if (!room) {
-        uint32_t cold = count + (uint32_t)n - c->size;
-        if (cold < c->size / 2)
-            cold = c->size / 2 < count ? c->size / 2 : count;
-        room = cache_spill(pool, c, cold);
-    }
-    if (room) {
-        count = atomic_load_explicit(&c->count, memory_order_relaxed);
-        DEBUG_ASSERT(count + n <= c->size);
-        for (size_t i = 0; i < n; i++) {
-            atomic_store_explicit(stack_entry(&pool->stack, indices[i]),
-                                  ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
-            atomic_store_explicit(&c->blocks[count + i], indices[i], memory_order_relaxed);
-        }
-        atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
-    }
-    if (cache_leave(pool, c))
-        mempool__cache_honour(pool, c);
-    return room;
 }

@@ -1,62 +1,82 @@
 /* SPDX-License-Identifier: MIT */
-/* Per-thread caches: a magazine of free block indices per (thread, pool),
- * in front of the shared stack.
+/* Per-thread caches: two magazines of free block indices per (thread, pool),
+ * in front of the pool's depot of whole magazines and the shared stack.
  *
- * HIT PATH
- *   A get or put that the calling thread's cache can serve does no atomic
- *   read-modify-write, takes no lock and makes no system call. The magazine
- *   is a stack: the hottest block is on top, a refill brings half a magazine
- *   from the shared stack with one CAS, and a full magazine sends its cold
- *   half back with one CAS.
+ * LAYERS (Bonwick and Adams' magazines)
+ *   A thread's cache holds a loaded and a previous magazine of M block
+ *   indices each (M = cache_size / 2). A get pops the loaded magazine; when
+ *   it is empty and the previous one is not, the two swap. A put pushes;
+ *   when the loaded one is full and the previous one is not, they swap. Both
+ *   run with no lock and no read-modify-write (the hit path below). Only when
+ *   both magazines are empty (get) or full (put) does the call take the pool
+ *   lock and trade a whole magazine with the depot (depot.c) in O(1): an
+ *   empty one for a full one, or a full one for an empty one. A producer and
+ *   a consumer thread thus move M blocks per exchange and never walk a list.
+ *   Behind the depot, the shared stack holds every block no magazine holds.
+ *   Memory per (thread, pool): the cache and three magazines (two held, one
+ *   given to the depot at attach), 3 x 4 x M bytes.
+ *
+ * ONE WORD FOR "ANYTHING UNUSUAL"
+ *   The owner's hit path tests one word, `unusual`, and leaves for the full
+ *   path (cache.c, pool.c) when any bit is set: a steal request (ARMED), a
+ *   closed pool, tools tracking free blocks, a pool on the ordered protocol,
+ *   no magazines (the sentinel cache, pools without caching) or a pool
+ *   destroyed under the cache. Every bit but ARMED is permanent.
+ *   The thread finds its cache with two loads: a thread-local directory of
+ *   pages indexed by the pool's slot. Unused directory entries point at a
+ *   shared page of pointers to one sentinel cache whose `unusual` says NONE,
+ *   so the lookup needs no bounds or id test: a thread without a cache for
+ *   the pool reads the sentinel and takes the full path, which attaches one.
  *
  * NO STRANDED BLOCKS: THE ASYMMETRIC FENCE
  *   A get that would sleep or fail must be able to take blocks parked in
  *   other threads' caches, including caches of idle threads. The owner and a
  *   reclaimer follow a Dekker protocol on two words of the cache:
- *     owner:     busy = 1; [1] if (steal) go slow; work; busy = 0; [2]
- *                if (steal) honour it (flush the cache under the pool lock)
- *     reclaimer: (pool lock held) steal = 1; heavy barrier;
+ *     owner:     busy = 1; [1] if (unusual) go slow; work; busy = 0; [2]
+ *                if (ARMED) honour it (empty the cache under the pool lock)
+ *     reclaimer: (pool lock held) unusual |= ARMED; heavy barrier;
  *                for each cache: if (!busy) take its blocks
  *   The owner's [1] and [2] are compiler barriers only. The heavy barrier
  *   (membarrier) makes every thread of the process execute a full fence at
  *   some point P during the call. Owner operations that ended before P are
  *   visible to the reclaimer afterwards (it sees busy == 0 and their blocks);
- *   owner loads after P see steal == 1, so the owner goes to the slow path,
- *   which needs the pool lock that the reclaimer holds. An operation that
+ *   owner loads after P see ARMED, so the owner goes to the full path, which
+ *   needs the pool lock that the reclaimer holds. An operation that
  *   straddles P is seen busy and skipped, and its closing check [2] comes
- *   after P, so it sees steal and hands its blocks over when it ends: a
+ *   after P, so it sees ARMED and hands its blocks over when it ends: a
  *   sleeping get is served as soon as that call ends. Either way the
- *   reclaimer and the owner never touch the magazine at the same time.
- *   Where the OS refuses the heavy barrier (and with the condvar backend, and
- *   under ThreadSanitizer, which models neither membarrier nor fences), the
- *   owner's busy stores are sequentially consistent exchanges instead and
- *   the same argument holds in the C11 model.
+ *   reclaimer and the owner never touch the magazines at the same time.
+ *   The owner changes its magazines outside a busy section only under the
+ *   pool lock (the depot exchange), where no reclaimer runs.
+ *   Where the OS refuses the heavy barrier at creation, and in builds for
+ *   ThreadSanitizer (which models neither membarrier nor fences), the busy
+ *   stores are sequentially consistent exchanges instead and the same
+ *   argument holds in the C11 model.
  *
  *   A BARRIER THAT FAILS LATER (a seccomp filter installed after start-up,
  *   ENOMEM in the kernel) switches the pool to the ordered protocol for
- *   good. The switch cannot reach an owner in the middle of a fence-free
- *   operation, whose busy store the reclaimer may not see, so the cache
- *   records how its owner left it: 0 after a fence-free operation, IDLE
- *   after an ordered one (and from the start in a pool that is ordered when
- *   the cache attaches). An ordered pool takes a cache only when it reads
- *   IDLE: that owner's operation is over (the exchange released it) and its
- *   next one reads the flag as set (it did already) and so is ordered. A
- *   cache whose owner last ran fence-free is left alone until the owner
- *   makes a call, which then honours a steal request itself; until then its
- *   blocks wait there, which is the price of the failure.
+ *   good: every cache gets the ORDERED bit, which sends its owner to the
+ *   full path, where the same operations run with exchanges. The switch
+ *   cannot reach an owner in the middle of a fence-free operation, whose
+ *   busy store the reclaimer may not see, so the cache records how its owner
+ *   left it: 0 after a fence-free operation, IDLE after an ordered one. An
+ *   ordered pool takes a cache only when it reads IDLE. A cache whose owner
+ *   last ran fence-free is left alone until the owner makes a call, which
+ *   then honours a steal request itself; until then its blocks wait there,
+ *   which is the price of the failure.
  *
- *   While a get waits or a drain runs, every cache of the pool keeps steal
- *   set ("armed"): puts then go to the slow path, which hands blocks to the
- *   oldest waiter instead of a cache, so a waiter cannot starve behind a
- *   thread that keeps getting and putting the last block.
+ *   While a get waits or a drain runs, every cache of the pool stays armed:
+ *   puts then go to the full path, which hands blocks to the oldest waiter
+ *   instead of a cache, so a waiter cannot starve behind a thread that keeps
+ *   getting and putting the last block. Close sets CLOSED on every cache and
+ *   issues the barrier too, so a get that starts after close returns fails.
  *
  * LIFETIME
- *   A thread finds its cache through a thread-local table indexed by the
- *   pool's slot number and checked against the pool's id, which is never
- *   reused, so a new pool at a destroyed pool's address or slot never meets
- *   an old cache. Caches belong to their thread: the pool's list links them
- *   (pool lock), destroy detaches them (registry lock), and the thread frees
- *   them when it exits or when it finds one detached.
+ *   Caches belong to their thread: the pool's list links them (pool lock),
+ *   destroy detaches them (registry lock: `pool` cleared, DETACHED set), and
+ *   the thread frees them when it exits or when it finds one detached, which
+ *   it does before using a new pool that reuses the slot (its hit path reads
+ *   DETACHED, ordered by the registry lock that destroy and create take).
  */
 #ifndef MEMPOOL_CACHE_H
 #define MEMPOOL_CACHE_H
@@ -66,76 +86,93 @@
 /* The values of a cache's busy word. */
 enum { CACHE_IDLE_FENCED = 0, CACHE_BUSY = 1, CACHE_IDLE = 2 };
 
+/* The bits of a cache's unusual word: any of them sends the owner's call
+ * off the hit path. Only ARMED comes and goes. */
+enum {
+    CACHE_ARMED = 1u,    /* steal request: a waiter, a drain or a reclaim */
+    CACHE_CLOSED = 2u,   /* the pool is closed: gets fail */
+    CACHE_TRACK = 4u,    /* tools watch free blocks: every call tells them */
+    CACHE_ORDERED = 8u,  /* the pool switched to the ordered protocol */
+    CACHE_NONE = 16u,    /* no magazines: the sentinel, pools without caching */
+    CACHE_DETACHED = 32u /* the pool was destroyed: this cache is garbage */
+};
+
+/* Compile-time ordered builds run the ordered protocol on the hit path. */
+#if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
+#define CACHE_HIT_ORDERED true
+#else
+#define CACHE_HIT_ORDERED false
+#endif
+
 struct cache {
-    _Atomic uint32_t busy;   /* CACHE_BUSY while the owner is inside an operation */
-    _Atomic uint32_t steal;  /* armed: the owner must take the slow path */
-    _Atomic uint32_t count;  /* blocks in the magazine */
-    uint32_t size;           /* magazine capacity */
-    mempool *pool;           /* NULL once the pool is destroyed (registry lock) */
-    struct cache *next, *prev; /* the pool's caches (pool lock) */
+    _Atomic uint32_t busy;       /* CACHE_BUSY while the owner is in an operation */
+    _Atomic uint32_t unusual;    /* CACHE_* bits; 0 on the hit path */
+    _Atomic uint32_t count;      /* rounds in the loaded magazine */
+    _Atomic uint32_t prev_count; /* rounds in the previous magazine */
+    /* The magazines, M slots each. The owner swaps them inside a busy
+     * section or under the pool lock; others read them under the lock with
+     * the owner idle. */
+    _Atomic uint32_t *loaded;
+    _Atomic uint32_t *previous;
+    uint32_t size;               /* M, rounds per magazine; 0: no magazines */
+    mempool *pool;               /* NULL once the pool is destroyed (registry lock) */
+    struct cache *next, *prev;   /* the pool's caches (pool lock) */
     _Atomic uint64_t stats[STAT_COUNT]; /* written by the owner only */
-    _Atomic uint32_t blocks[]; /* magazine, hottest block on top */
 };
 
-struct cache_slot {
-    uint64_t pool_id;
-    struct cache *cache; /* NULL: this thread runs uncached for that pool */
-};
+/* The thread's directory: CACHE_DIR pages of CACHE_PAGE cache pointers, so
+ * CACHE_DIR x CACHE_PAGE slots; slot 0 is never given to a pool, so that
+ * pools with no slot use it and always find the sentinel. */
+#define CACHE_DIR 16u
+#define CACHE_PAGE 256u
 
-struct cache_table {
-    struct cache_slot *slots;
-    uint32_t length;
-};
-
-extern _Thread_local struct cache_table mempool__cache_table
+extern _Thread_local struct cache **mempool__cache_dir[CACHE_DIR]
 #if defined(__GNUC__)
     __attribute__((tls_model("initial-exec"), visibility("hidden")))
 #endif
     ;
+/* The cache every unused entry points at (unusual = NONE), and the page of
+ * pointers to it that every unused directory entry points at. */
+MEMPOOL_INTERNAL extern struct cache mempool__sentinel;
+MEMPOOL_INTERNAL extern struct cache *mempool__sentinel_page[CACHE_PAGE];
 
-static inline size_t cache_bytes(uint32_t size)
-{
-    return sizeof(struct cache) + size * sizeof(uint32_t);
-}
-
-/* The thread's table grown to hold `slot`, false when out of memory; and the
- * release of a cache the thread owns (registry.c). */
-MEMPOOL_INTERNAL bool mempool__table_reserve(struct cache_table *table, uint32_t slot);
-MEMPOOL_INTERNAL void mempool__cache_free(struct cache *c);
-
-/* The calling thread's cache for the pool, attaching one on first use, or
- * NULL to run uncached. */
-MEMPOOL_INTERNAL struct cache *mempool__cache_of(mempool *pool);
-/* The full cache operations, for when the inline hit path misses: they
- * refill, spill and honour steal requests. The cache has a size (callers
- * check: a pool without caching has size-0 caches for its statistics). */
-MEMPOOL_INTERNAL uint32_t mempool__cache_get(mempool *pool, struct cache *cache);
-MEMPOOL_INTERNAL bool mempool__cache_put(mempool *pool, struct cache *cache, uint32_t index);
-MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *cache);
-/* Bulk, n <= cache size: all n blocks or none (get tops the cache up from
- * the shared stack first; put spills cold blocks to make room). */
-MEMPOOL_INTERNAL bool mempool__cache_get_many(mempool *pool, struct cache *cache,
-                                              uint32_t *out, size_t n);
-MEMPOOL_INTERNAL bool mempool__cache_put_many(mempool *pool, struct cache *cache,
-                                              const uint32_t *indices, size_t n);
-
-/* The calling thread's per-pool state if it has one already (pools without
- * caching have it too, with size 0, for the statistics counters); NULL for a
- * thread that has not used the pool yet. */
+/* The calling thread's cache for the pool: the sentinel when it has none. */
 static inline struct cache *cache_lookup(const mempool *pool)
 {
-    struct cache_table *table = &mempool__cache_table;
-    uint32_t slot = pool->cache_slot;
-    if (likely(slot < table->length && table->slots[slot].pool_id == pool->id))
-        return table->slots[slot].cache;
-    return NULL;
+    return mempool__cache_dir[pool->cache_dir][pool->cache_page];
 }
+
+static inline bool cache_is_real(const mempool *pool, const struct cache *c)
+{
+    return c != &mempool__sentinel && c->pool == pool;
+}
+
+/* Attaching (cache.c) and the thread's directory (registry.c). */
+/* The calling thread's own cache for the pool, attaching one on first use
+ * (a size-0 one in a pool without caching), or NULL when it cannot have one
+ * (no slot, out of memory). */
+MEMPOOL_INTERNAL struct cache *mempool__cache_of(mempool *pool);
+/* The entry for `slot` in the thread's directory, its page allocated; NULL
+ * when out of memory. */
+MEMPOOL_INTERNAL struct cache **mempool__dir_entry(uint32_t dir, uint32_t page);
+MEMPOOL_INTERNAL void mempool__cache_free(struct cache *c);
+
+/* The full cache operations (cache.c), for calls the hit path did not
+ * serve: they swap magazines, trade with the depot under the lock, and
+ * honour steal requests. n <= c->size. What they did: */
+enum served { SERVED_NOT, SERVED_CACHE, SERVED_DEPOT };
+MEMPOOL_INTERNAL enum served mempool__cache_get(mempool *pool, struct cache *c,
+                                                uint32_t *out, size_t n);
+MEMPOOL_INTERNAL enum served mempool__cache_put(mempool *pool, struct cache *c,
+                                                const uint32_t *indices, size_t n);
+MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *c);
+
 /* Counts n events of one kind for the calling thread: a plain increment of
  * its own counter (readers sum them under the pool lock), or a shared atomic
  * for a thread that has no cache. */
 static inline void stats_add(mempool *pool, struct cache *c, enum stat which, uint64_t n)
 {
-    if (likely(c))
+    if (likely(c && c != &mempool__sentinel))
         atomic_store_explicit(&c->stats[which],
                               atomic_load_explicit(&c->stats[which], memory_order_relaxed) + n,
                               memory_order_relaxed);
@@ -148,10 +185,21 @@ static inline bool cache_ordered(const mempool *pool)
     return atomic_load_explicit(&pool->cache_ordered, memory_order_relaxed);
 }
 
-/* Ends the owner's operation (or its attempt to start one). */
-static inline void cache_idle(const mempool *pool, struct cache *c)
+/* Marks the owner busy, fence-free or ordered. */
+static inline void cache_enter(struct cache *c, bool ordered)
 {
-    if (cache_ordered(pool)) {
+    if (ordered) {
+        atomic_exchange_explicit(&c->busy, CACHE_BUSY, memory_order_seq_cst);
+    } else {
+        atomic_store_explicit(&c->busy, CACHE_BUSY, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+}
+
+/* Ends the owner's operation (or its attempt to start one). */
+static inline void cache_idle(struct cache *c, bool ordered)
+{
+    if (ordered) {
         atomic_exchange_explicit(&c->busy, CACHE_IDLE, memory_order_seq_cst);
     } else {
         atomic_store_explicit(&c->busy, CACHE_IDLE_FENCED, memory_order_release);
@@ -159,49 +207,31 @@ static inline void cache_idle(const mempool *pool, struct cache *c)
     }
 }
 
-/* Marks the owner busy; false (not busy) when the cache is armed. */
-static inline bool cache_enter(const mempool *pool, struct cache *c)
+static inline uint32_t cache_unusual(const struct cache *c)
 {
-    if (cache_ordered(pool)) {
-        atomic_exchange_explicit(&c->busy, CACHE_BUSY, memory_order_seq_cst);
-    } else {
-        atomic_store_explicit(&c->busy, CACHE_BUSY, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-    }
-    if (likely(!atomic_load_explicit(&c->steal, memory_order_seq_cst)))
-        return true;
-    cache_idle(pool, c);
-    return false;
+    return atomic_load_explicit(&c->unusual, memory_order_seq_cst);
 }
 
-/* Ends the owner's operation; true when the cache was armed meanwhile. */
-static inline bool cache_leave(const mempool *pool, struct cache *c)
+/* Copies n rounds off the top of the loaded magazine, which holds them. */
+static inline void mag_pop(struct cache *c, uint32_t *out, size_t n)
 {
-    cache_idle(pool, c);
-    return atomic_load_explicit(&c->steal, memory_order_seq_cst);
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(&c->loaded[count - 1 - i], memory_order_relaxed);
+    atomic_store_explicit(&c->count, count - (uint32_t)n, memory_order_relaxed);
 }
 
-/* Takes the top (hottest) block of the magazine, or STACK_NIL; the owner is
- * busy or holds the pool lock. */
-static inline uint32_t cache_pop(struct cache *c)
-{
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    if (unlikely(n == 0))
-        return STACK_NIL;
-    uint32_t index = atomic_load_explicit(&c->blocks[n - 1], memory_order_relaxed);
-    atomic_store_explicit(&c->count, n - 1, memory_order_relaxed);
-    return index;
-}
-
-/* Puts a validated block on top of the magazine, which has room; the block
+/* Pushes n validated blocks onto the loaded magazine, which has room; each
  * is marked free (and cached) so that a repeated put of it is refused. */
-static inline void cache_push(mempool *pool, struct cache *c, uint32_t index)
+static inline void mag_push(mempool *pool, struct cache *c, const uint32_t *indices, size_t n)
 {
-    uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-    atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_FREE | ENTRY_CACHED,
-                          memory_order_relaxed);
-    atomic_store_explicit(&c->blocks[n], index, memory_order_relaxed);
-    atomic_store_explicit(&c->count, n + 1, memory_order_relaxed);
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        atomic_store_explicit(stack_entry(&pool->stack, indices[i]), ENTRY_FREE | ENTRY_CACHED,
+                              memory_order_relaxed);
+        atomic_store_explicit(&c->loaded[count + i], indices[i], memory_order_relaxed);
+    }
+    atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
 }
 
 /* What a hit-path operation did. HIT_HONOUR: it was served, but the cache
@@ -209,34 +239,37 @@ static inline void cache_push(mempool *pool, struct cache *c, uint32_t index)
  * line, in tail position, so that the hit path saves no registers). */
 enum hit { HIT_MISS, HIT_DONE, HIT_HONOUR };
 
-/* The hit path of a get: the hottest cached block's index in *index, or
- * HIT_MISS when the cache is empty or armed (the caller takes the full
- * path). */
-static inline enum hit cache_hit_get(mempool *pool, struct cache *c, uint32_t *index)
+/* The hit path of a get of n blocks, for single and bulk calls alike: the
+ * hottest n rounds of the loaded magazine, or HIT_MISS (the caller takes the
+ * full path) when it holds fewer or anything is unusual. */
+static inline enum hit cache_hit_get(struct cache *c, uint32_t *out, size_t n)
 {
-    if (unlikely(!cache_enter(pool, c)))
+    cache_enter(c, CACHE_HIT_ORDERED);
+    bool hit = likely(!cache_unusual(c)) &&
+               likely(n <= atomic_load_explicit(&c->count, memory_order_relaxed));
+    if (likely(hit))
+        mag_pop(c, out, n);
+    cache_idle(c, CACHE_HIT_ORDERED);
+    if (unlikely(!hit))
         return HIT_MISS;
-    *index = cache_pop(c);
-    bool armed = cache_leave(pool, c);
-    if (unlikely(*index == STACK_NIL))
-        return HIT_MISS;
-    return unlikely(armed) ? HIT_HONOUR : HIT_DONE;
+    return unlikely(cache_unusual(c) & CACHE_ARMED) ? HIT_HONOUR : HIT_DONE;
 }
 
-/* The hit path of a put of a validated block: HIT_MISS when the cache is
- * full or armed (the caller takes the full path). */
-static inline enum hit cache_hit_put(mempool *pool, struct cache *c, uint32_t index)
+/* The hit path of a put of n validated blocks: HIT_MISS when the loaded
+ * magazine lacks room or anything is unusual. */
+static inline enum hit cache_hit_put(mempool *pool, struct cache *c, const uint32_t *indices,
+                                     size_t n)
 {
-    if (unlikely(!cache_enter(pool, c)))
+    cache_enter(c, CACHE_HIT_ORDERED);
+    bool hit = likely(!cache_unusual(c)) &&
+               likely(atomic_load_explicit(&c->count, memory_order_relaxed) + n <= c->size);
+    if (likely(hit))
+        mag_push(pool, c, indices, n);
+    cache_idle(c, CACHE_HIT_ORDERED);
+    if (unlikely(!hit))
         return HIT_MISS;
-    bool room = atomic_load_explicit(&c->count, memory_order_relaxed) < c->size;
-    if (likely(room))
-        cache_push(pool, c, index);
-    bool armed = cache_leave(pool, c);
-    if (unlikely(!room))
-        return HIT_MISS;
-    stats_add(pool, c, STAT_PUTS, 1);
-    return unlikely(armed) ? HIT_HONOUR : HIT_DONE;
+    stats_add(pool, c, STAT_PUTS, n);
+    return unlikely(cache_unusual(c) & CACHE_ARMED) ? HIT_HONOUR : HIT_DONE;
 }
 
 #endif

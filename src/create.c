@@ -5,6 +5,8 @@
 #include <stdalign.h>
 #include <string.h>
 
+#include "cache.h"
+#include "depot.h"
 #include "index.h"
 #include "locked.h"
 #include "track.h"
@@ -158,6 +160,7 @@ static void pool_free(mempool *pool)
         mempool__os_free(pool->base, pool->arena_bytes, pool->arena_alignment);
     }
     mempool__os_free((void *)pool->stack.entries, pool->meta_bytes, CACHE_LINE);
+    mempool__depot_free(&pool->depot);
     pthread_mutex_destroy(&pool->lock);
     mempool__os_free(pool, sizeof *pool, alignof(mempool));
 }
@@ -244,6 +247,11 @@ mempool *mempool_create(const mempool_config *config)
                                         mempool__checked_bytes(pool));
     track_all_free(pool);
     pool->cache_size = cache_size_for(config);
+    pool->depot.size = pool->cache_size / 2;
+    pool->cache_marks = pool->track ? CACHE_TRACK : 0;
+    /* The put hit path validates power-of-two strides itself (pool.c). */
+    if (pool->base && !pool->stride_inverse)
+        pool->hit_limit = (uint32_t)pool->capacity;
 #if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
     atomic_init(&pool->cache_ordered, true);
 #else

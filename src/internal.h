@@ -51,6 +51,19 @@ struct ptr_map {
 struct waiter;
 struct cache;
 
+/* The depot (depot.h): whole magazines that no thread holds, full ones and
+ * empty ones, exchanged under the pool lock. */
+struct depot {
+    _Atomic uint32_t **full;     /* magazines of `size` rounds each */
+    _Atomic uint32_t **empty;
+    uint32_t full_count, empty_count;
+    uint32_t slots;              /* room in each array: magazines in all */
+    uint32_t magazines;          /* magazines that exist, held or here */
+    uint32_t excess;             /* to free when they come back empty */
+    uint32_t size;               /* rounds per magazine */
+    _Atomic size_t rounds;       /* blocks in full magazines (read unlocked) */
+};
+
 /* Counters kept per thread (struct cache) and, for threads without one and
  * threads that have exited, per pool. Gets are not counted: every block out
  * was got and not yet put, so gets = puts + out, and cache hits = gets -
@@ -96,9 +109,15 @@ struct mempool {
     uint32_t *ring;         /* checked: free blocks, oldest first (lock) */
     size_t ring_head;
     _Atomic size_t ring_length;
-    uint64_t id;            /* never reused: identifies the pool to caches */
-    uint32_t cache_slot;    /* index in the threads' cache tables */
-    uint32_t cache_size;    /* blocks per thread cache; 0: no caching */
+    uint64_t id;            /* never reused: names the pool in reports */
+    uint32_t cache_slot;    /* slot in the threads' cache directories; 0: none */
+    uint32_t cache_dir;     /* cache_slot / CACHE_PAGE and % CACHE_PAGE (cache.h) */
+    uint32_t cache_page;
+    uint32_t cache_size;    /* blocks per thread cache (two magazines); 0: none */
+    /* The put hit path's validation: a block's offset from base, rotated
+     * right by stride_shift, is its index when below hit_limit (capacity
+     * for a power-of-two stride, else 0: the full path validates). */
+    uint32_t hit_limit;
     /* Ordered atomics instead of the heavy barrier: set at creation where
      * the OS grants no barrier, and for good when one fails later (cache.h). */
     _Atomic bool cache_ordered;
@@ -113,7 +132,9 @@ struct mempool {
     _Atomic size_t collected;    /* blocks held by queued bulk waiters */
     _Atomic uint32_t drain_seq;  /* bumped when a put completes the pool */
     struct cache *caches;        /* every thread cache of this pool */
-    bool caches_armed;           /* steal set on every cache */
+    bool caches_armed;           /* ARMED set on every cache */
+    uint32_t cache_marks;        /* permanent unusual bits of every cache (cache.h) */
+    struct depot depot;          /* whole magazines (depot.h) */
 
     /* Statistics (stats.c). Slow-path events are counted here directly. */
     _Atomic uint64_t retired[STAT_COUNT]; /* exited or cacheless threads */

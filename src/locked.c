@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include "cache.h"
+#include "depot.h"
 #include "index.h"
 #include "locked.h"
 
@@ -43,7 +44,10 @@ static void locked_invariants(const mempool *pool)
         DEBUG_ASSERT(stack_top(head) == STACK_NIL);
         DEBUG_ASSERT(atomic_load_explicit(&pool->ring_length, memory_order_relaxed) == 0);
         DEBUG_ASSERT(atomic_load_explicit(&pool->unmade, memory_order_relaxed) == 0);
+        DEBUG_ASSERT(pool->depot.full_count == 0);
     }
+    DEBUG_ASSERT(atomic_load_explicit(&pool->depot.rounds, memory_order_relaxed) ==
+                 (size_t)pool->depot.full_count * pool->depot.size);
     bool want = pool->first || pool->drainers;
     DEBUG_ASSERT(!!(head & STACK_WAIT) == want);
     DEBUG_ASSERT(pool->caches_armed == want);
@@ -112,6 +116,7 @@ static size_t free_sum_locked(const mempool *pool)
            atomic_load_explicit(&pool->ring_length, memory_order_relaxed) +
            atomic_load_explicit(&pool->collected, memory_order_relaxed) +
            atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
+           atomic_load_explicit(&pool->depot.rounds, memory_order_relaxed) +
            caches_count_locked(pool);
 }
 
@@ -230,24 +235,47 @@ void mempool__return_slot(mempool *pool)
     mempool__unlock_and_wake(pool, &wk);
 }
 
-/* Moves every block of the cache to waiters or the shared stack; the pool
- * lock is held and the cache is not busy (or is the caller's own). The
- * count drops to zero before any block moves, and all of them move in one
- * hand-over: a completion check for a drain never sees a block both in the
- * cache and in the stack. The check runs even when the cache was empty: an
- * owner that was busy during an earlier check comes here when it ends. */
+/* Moves every block of the cache (both magazines) to waiters or the shared
+ * stack; the pool lock is held and the cache is not busy (or is the
+ * caller's own). The counts drop to zero before any block moves, and all of
+ * them move in one hand-over: a completion check for a drain never sees a
+ * block both in the cache and in the stack. The check runs even when the
+ * cache was empty: an owner that was busy during an earlier check comes
+ * here when it ends. */
 size_t mempool__cache_empty_locked(mempool *pool, struct cache *c, struct wakeups *wk)
 {
     uint32_t moved[CACHE_SIZE_MAX];
     uint32_t n = atomic_load_explicit(&c->count, memory_order_acquire);
-    DEBUG_ASSERT(n <= c->size && c->size <= CACHE_SIZE_MAX);
+    uint32_t prev = atomic_load_explicit(&c->prev_count, memory_order_acquire);
+    DEBUG_ASSERT(n <= c->size && prev <= c->size && 2 * c->size <= CACHE_SIZE_MAX);
     for (uint32_t i = 0; i < n; i++)
-        moved[i] = atomic_load_explicit(&c->blocks[i], memory_order_relaxed);
+        moved[i] = atomic_load_explicit(&c->loaded[i], memory_order_relaxed);
+    for (uint32_t i = 0; i < prev; i++)
+        moved[n + i] = atomic_load_explicit(&c->previous[i], memory_order_relaxed);
     atomic_store_explicit(&c->count, 0, memory_order_relaxed);
-    mempool__give_locked(pool, moved, n, wk);
-    if (!n)
+    atomic_store_explicit(&c->prev_count, 0, memory_order_relaxed);
+    mempool__give_locked(pool, moved, n + prev, wk);
+    if (!(n + prev))
         mempool__drain_check(pool, wk);
-    return n;
+    return n + prev;
+}
+
+/* Moves the blocks of every full magazine in the depot to waiters or the
+ * shared stack (a get about to sleep or fail): how many moved. */
+size_t mempool__depot_empty_locked(mempool *pool, struct wakeups *wk)
+{
+    struct depot *d = &pool->depot;
+    size_t moved = 0;
+    _Atomic uint32_t *m;
+    while ((m = depot_take_full(d))) {
+        uint32_t blocks[CACHE_SIZE_MAX / 2];
+        for (uint32_t i = 0; i < d->size; i++)
+            blocks[i] = atomic_load_explicit(&m[i], memory_order_relaxed);
+        mempool__depot_give_empty(d, m);
+        mempool__give_locked(pool, blocks, d->size, wk);
+        moved += d->size;
+    }
+    return moved;
 }
 
 void mempool__cache_honour(mempool *pool, struct cache *c)
@@ -263,17 +291,28 @@ static size_t caches_count_locked(const mempool *pool)
 {
     size_t n = 0;
     for (const struct cache *c = pool->caches; c; c = c->next)
-        n += atomic_load_explicit(&c->count, memory_order_relaxed);
+        n += atomic_load_explicit(&c->count, memory_order_relaxed) +
+             atomic_load_explicit(&c->prev_count, memory_order_relaxed);
     return n;
 }
 
-/* Sets or clears steal on every cache (pool lock held). Stores are ordered
- * (seq_cst) so that the ordered variant's Dekker argument holds. */
+/* Sets or clears ARMED on every cache with magazines (pool lock held), the
+ * permanent marks kept. Stores are ordered (seq_cst) so that the ordered
+ * variant's Dekker argument holds. */
 static void caches_set_steal(mempool *pool, bool on)
 {
+    uint32_t unusual = pool->cache_marks | (on ? CACHE_ARMED : 0);
     for (struct cache *c = pool->caches; c; c = c->next)
         if (c->size)
-            atomic_store_explicit(&c->steal, on, memory_order_seq_cst);
+            atomic_store_explicit(&c->unusual, unusual, memory_order_seq_cst);
+}
+
+/* Adds a permanent mark to every cache (pool lock held). */
+static void caches_mark(mempool *pool, uint32_t mark)
+{
+    pool->cache_marks |= mark;
+    for (struct cache *c = pool->caches; c; c = c->next)
+        atomic_fetch_or_explicit(&c->unusual, mark, memory_order_seq_cst);
 }
 
 static void caches_arm(mempool *pool, bool on)
@@ -298,8 +337,16 @@ static void caches_barrier(mempool *pool)
     const struct cache *c = pool->caches;
     while (c && (c == self || !c->size))
         c = c->next;
-    if (c && !mempool__os_heavy_barrier())
+    if (c && !mempool__os_heavy_barrier()) {
         atomic_store_explicit(&pool->cache_ordered, true, memory_order_seq_cst);
+        caches_mark(pool, CACHE_ORDERED);
+    }
+}
+
+void mempool__caches_close_locked(mempool *pool)
+{
+    caches_mark(pool, CACHE_CLOSED);
+    caches_barrier(pool);
 }
 
 /* True when the owner is provably outside any operation (past the barrier,

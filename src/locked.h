@@ -60,5 +60,14 @@ MEMPOOL_INTERNAL size_t mempool__cache_empty_locked(mempool *pool, struct cache 
                                                     struct wakeups *wk);
 MEMPOOL_INTERNAL size_t mempool__caches_reclaim(mempool *pool, struct wakeups *wk,
                                                 bool keep_armed);
+/* The depot's full magazines, given to waiters or the stack: how many
+ * blocks moved. */
+MEMPOOL_INTERNAL size_t mempool__depot_empty_locked(mempool *pool, struct wakeups *wk);
+/* Marks every cache CLOSED, past the heavy barrier: a get that starts
+ * after close returns leaves the hit path and fails. */
+MEMPOOL_INTERNAL void mempool__caches_close_locked(mempool *pool);
+/* Empties the caller's cache under the lock (cache.h: honouring a steal
+ * request). */
+MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *c);
 
 #endif

@@ -1,17 +1,30 @@
 /* SPDX-License-Identifier: MIT */
-/* The registry: pool ids and cache slots, each thread's table of caches, and
- * the return of a thread's cached blocks when it exits. */
+/* The registry: pool ids and cache slots, each thread's directory of
+ * caches, and the return of a thread's cached blocks when it exits. */
 #include <errno.h>
 #include <string.h>
 
 #include "cache.h"
+#include "depot.h"
 #include "locked.h"
 
-_Thread_local struct cache_table mempool__cache_table;
+/* The sentinel: never busy, never holds a block, always sends its caller to
+ * the full path. Only its address and unusual word are ever read. */
+struct cache mempool__sentinel = { .unusual = CACHE_NONE };
 
-/* Pool ids and slot numbers. Slot numbers index the thread-local tables and
- * are reused after destroy, so tables stay as small as the number of live
- * pools; ids are never reused. The lock also orders destroy against thread
+#define SENTINEL4 &mempool__sentinel, &mempool__sentinel, &mempool__sentinel, &mempool__sentinel
+#define SENTINEL16 SENTINEL4, SENTINEL4, SENTINEL4, SENTINEL4
+#define SENTINEL64 SENTINEL16, SENTINEL16, SENTINEL16, SENTINEL16
+struct cache *mempool__sentinel_page[CACHE_PAGE] = { SENTINEL64, SENTINEL64, SENTINEL64,
+                                                     SENTINEL64 };
+
+#define PAGE4 mempool__sentinel_page, mempool__sentinel_page, mempool__sentinel_page, \
+              mempool__sentinel_page
+_Thread_local struct cache **mempool__cache_dir[CACHE_DIR] = { PAGE4, PAGE4, PAGE4, PAGE4 };
+
+/* Pool ids and slot numbers. Slot numbers index the thread-local
+ * directories and are reused after destroy, so directories stay as small as
+ * the number of live pools; ids are never reused. The lock also orders destroy against thread
  * exit: a cache's `pool` is read and cleared under it. It is global, held by
  * create and destroy of any pool and by exiting threads, so fork() takes it
  * first (atfork handlers): a child never finds it held by a thread that
@@ -19,12 +32,12 @@ _Thread_local struct cache_table mempool__cache_table;
 static struct {
     pthread_mutex_t lock;
     uint64_t next_id;
-    uint32_t next_slot;
+    uint32_t next_slot; /* slot 0 is never given out */
     uint32_t *free_slots;
     uint32_t free_count, free_capacity;
     pthread_key_t exit_key;
     bool key_ready;
-} registry = { PTHREAD_MUTEX_INITIALIZER, 1, 0, NULL, 0, 0, 0, false };
+} registry = { PTHREAD_MUTEX_INITIALIZER, 1, 1, NULL, 0, 0, 0, false };
 
 static void cache_thread_exit(void *table);
 
@@ -52,23 +65,26 @@ static void registry_init(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-/* Gives the pool its id and a slot (UINT32_MAX: none, so every thread runs
- * without per-thread state for it). Pools without caching get a slot too:
- * their per-thread state holds the statistics counters. */
+/* Gives the pool its id and a slot (0: none, so every thread runs without
+ * per-thread state for it: past CACHE_DIR x CACHE_PAGE live pools). Pools
+ * without caching get a slot too: their per-thread state holds the
+ * statistics counters. */
 void mempool__registry_add(mempool *pool)
 {
     pthread_once(&registry_once, registry_init);
     pthread_mutex_lock(&registry.lock);
     pool->id = registry.next_id++;
-    pool->cache_slot = UINT32_MAX;
+    pool->cache_slot = 0;
     if (!registry.key_ready)
         registry.key_ready = pthread_key_create(&registry.exit_key, cache_thread_exit) == 0;
     if (registry.key_ready) {
         if (registry.free_count)
             pool->cache_slot = registry.free_slots[--registry.free_count];
-        else if (registry.next_slot < UINT32_MAX)
+        else if (registry.next_slot < CACHE_DIR * CACHE_PAGE)
             pool->cache_slot = registry.next_slot++;
     }
+    pool->cache_dir = pool->cache_slot / CACHE_PAGE;
+    pool->cache_page = pool->cache_slot % CACHE_PAGE;
     pthread_mutex_unlock(&registry.lock);
 }
 
@@ -91,75 +107,88 @@ static bool slot_release(uint32_t slot)
 }
 
 /* Detaches every cache from a pool being destroyed. The blocks they hold are
- * marked free in the side array, so destroy finds them there. */
+ * marked free in the side array, so destroy finds them there. DETACHED
+ * keeps the owner off the hit path: before it uses a later pool that takes
+ * the slot, it frees the cache (that pool's creation took this lock after
+ * these stores, and the owner got the pool after that). */
 void mempool__registry_remove(mempool *pool)
 {
     pthread_mutex_lock(&registry.lock);
-    for (struct cache *c = pool->caches; c; c = c->next)
+    for (struct cache *c = pool->caches; c; c = c->next) {
         c->pool = NULL;
+        atomic_fetch_or_explicit(&c->unusual, CACHE_DETACHED, memory_order_relaxed);
+    }
     pool->caches = NULL;
-    if (pool->cache_slot != UINT32_MAX)
+    if (pool->cache_slot)
         slot_release(pool->cache_slot);
     pthread_mutex_unlock(&registry.lock);
 }
 
-void mempool__cache_free(struct cache *c)
+/* The calling thread's directory entry for a slot, its page allocated on
+ * first use (filled with the sentinel); NULL when out of memory. */
+struct cache **mempool__dir_entry(uint32_t dir, uint32_t page)
 {
-    mempool__os_free(c, cache_bytes(c->size), CACHE_LINE);
+    struct cache **p = mempool__cache_dir[dir];
+    if (p == mempool__sentinel_page) {
+        p = mempool__os_alloc(sizeof mempool__sentinel_page, CACHE_LINE);
+        if (!p)
+            return NULL;
+        memcpy(p, mempool__sentinel_page, sizeof mempool__sentinel_page);
+        mempool__cache_dir[dir] = p;
+        /* Any non-NULL value makes the destructor run at thread exit. */
+        pthread_setspecific(registry.exit_key, mempool__cache_dir);
+    }
+    return &p[page];
 }
 
-/* Grows the calling thread's table to hold `slot`; false when out of memory. */
-bool mempool__table_reserve(struct cache_table *table, uint32_t slot)
+/* Returns a cache's blocks and magazines to its live pool and retires its
+ * counters (registry lock held, which keeps destroy away). */
+static void cache_retire(mempool *pool, struct cache *c)
 {
-    if (slot < table->length)
-        return true;
-    uint32_t length = table->length ? table->length : 8;
-    while (length <= slot)
-        length *= 2;
-    struct cache_slot *slots = mempool__os_alloc(length * sizeof *slots, CACHE_LINE);
-    if (!slots)
-        return false;
-    if (table->slots)
-        memcpy(slots, table->slots, table->length * sizeof *slots);
-    mempool__os_free(table->slots, table->length * sizeof *slots, CACHE_LINE);
-    if (!table->length)
-        pthread_setspecific(registry.exit_key, table);
-    table->slots = slots;
-    table->length = length;
-    return true;
+    struct wakeups wk = { .n = 0 };
+    pthread_mutex_lock(&pool->lock);
+    mempool__cache_empty_locked(pool, c, &wk);
+    for (int s = 0; s < STAT_COUNT; s++)
+        atomic_fetch_add_explicit(&pool->retired[s],
+                                  atomic_load_explicit(&c->stats[s], memory_order_relaxed),
+                                  memory_order_relaxed);
+    if (c->size) {
+        /* Three magazines fewer are needed: the two held come back empty. */
+        mempool__depot_give_empty(&pool->depot, c->loaded);
+        mempool__depot_give_empty(&pool->depot, c->previous);
+        for (int i = 0; i < 3; i++)
+            mempool__depot_shrink(&pool->depot);
+        c->size = 0;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        pool->caches = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    mempool__wait_bit_update(pool);
+    mempool__unlock_and_wake(pool, &wk);
 }
 
 /* Returns each cached block to its pool when a thread exits. */
 static void cache_thread_exit(void *arg)
 {
-    struct cache_table *table = arg;
-    for (uint32_t i = 0; i < table->length; i++) {
-        struct cache *c = table->slots[i].cache;
-        if (!c)
+    (void)arg;
+    for (uint32_t d = 0; d < CACHE_DIR; d++) {
+        struct cache **page = mempool__cache_dir[d];
+        if (page == mempool__sentinel_page)
             continue;
-        pthread_mutex_lock(&registry.lock);
-        mempool *pool = c->pool;
-        if (pool) {
-            struct wakeups wk = { .n = 0 };
-            pthread_mutex_lock(&pool->lock);
-            mempool__cache_empty_locked(pool, c, &wk);
-            for (int s = 0; s < STAT_COUNT; s++)
-                atomic_fetch_add_explicit(&pool->retired[s],
-                                          atomic_load_explicit(&c->stats[s], memory_order_relaxed),
-                                          memory_order_relaxed);
-            if (c->prev)
-                c->prev->next = c->next;
-            else
-                pool->caches = c->next;
-            if (c->next)
-                c->next->prev = c->prev;
-            mempool__wait_bit_update(pool);
-            mempool__unlock_and_wake(pool, &wk);
+        for (uint32_t i = 0; i < CACHE_PAGE; i++) {
+            struct cache *c = page[i];
+            if (c == &mempool__sentinel)
+                continue;
+            pthread_mutex_lock(&registry.lock);
+            if (c->pool)
+                cache_retire(c->pool, c);
+            pthread_mutex_unlock(&registry.lock);
+            mempool__cache_free(c);
         }
-        pthread_mutex_unlock(&registry.lock);
-        mempool__cache_free(c);
+        mempool__cache_dir[d] = mempool__sentinel_page;
+        mempool__os_free(page, sizeof mempool__sentinel_page, CACHE_LINE);
     }
-    mempool__os_free(table->slots, table->length * sizeof *table->slots, CACHE_LINE);
-    table->slots = NULL;
-    table->length = 0;
 }

@@ -27,6 +27,7 @@
  *   - WAIT bit set <=> waiters queued or a drain waits;
  *   - `collected` = blocks sitting in queued waiters' arrays (bulk gets),
  *     counted as available;
+ *   - waiters queued => the depot holds no full magazine (depot.h);
  *   - lazy mode: waiters queued => no unmade slot (a slot that comes back
  *     after a failed make goes to the first waiter, state SLOT).
  */
@@ -82,6 +83,9 @@ static enum take take_locked(mempool *pool, struct waiter *w, size_t *claimed,
         }
         if (w->have == w->need)
             return TAKE_DONE;
+        /* Full magazines in the depot are free blocks nobody holds. */
+        if (mempool__depot_empty_locked(pool, wk))
+            continue;
         /* Blocks parked in caches (the caller's own included) are free too:
          * take them before making new ones, failing or sleeping (they go to
          * the stack, or to waiters ahead of us). */
@@ -201,6 +205,7 @@ void mempool_close(mempool *pool)
     struct wakeups wk = { .n = 0 };
     pthread_mutex_lock(&pool->lock);
     atomic_store_explicit(&pool->closed, true, memory_order_release);
+    mempool__caches_close_locked(pool);
     struct waiter *w = pool->first;
     pool->first = pool->last = NULL;
     atomic_store_explicit(&pool->collected, 0, memory_order_relaxed);

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* The fast paths of get and put, read top to bottom.
+/* The public get and put, single and bulk, read top to bottom.
  *
- * A get takes the hottest block of the calling thread's cache (cache.h),
- * else pops the shared stack; a put validates the block and caches it, else
- * pushes it. When the stack is empty, or a waiter or drainer has set the
- * stack's WAIT bit, the call moves to the slow paths in wait.c. Validation
- * reads the block's entry in the side array: no read-modify-write, O(1) in
- * both modes. */
+ * One path for both: a single get or put is a call of one block through the
+ * same cache operations as a bulk call. The hit path (cache.h) finds the
+ * thread's cache with two loads, tests one word for anything unusual, and
+ * moves rounds of the loaded magazine. Everything else goes to one out-of-
+ * line miss per direction: errors, attaching a cache, swapping magazines,
+ * the depot, the shared stack and sleeping (wait.c). Validation reads the
+ * block's entry in the side array: no read-modify-write, O(1) in both
+ * modes; for a power-of-two stride the hit path does it with a rotation
+ * and one compare. */
 #include <errno.h>
 
 #include "cache.h"
@@ -26,6 +29,7 @@ static bool pool_closed(const mempool *pool)
 static size_t shared_free(const mempool *pool, size_t stacked)
 {
     return stacked + atomic_load_explicit(&pool->collected, memory_order_relaxed) +
+           atomic_load_explicit(&pool->depot.rounds, memory_order_relaxed) +
            atomic_load_explicit(&pool->unmade, memory_order_relaxed) +
            atomic_load_explicit(&pool->ring_length, memory_order_relaxed);
 }
@@ -40,11 +44,12 @@ static void note_out(mempool *pool, size_t stacked)
     stats_note_out(pool, free_now < pool->capacity ? pool->capacity - free_now : 0);
 }
 
-/* The calling thread's per-pool state, attaching it on first use. */
+/* The calling thread's per-pool state, attaching it on first use; NULL when
+ * it cannot have one. */
 static struct cache *thread_state(mempool *pool)
 {
     struct cache *cache = cache_lookup(pool);
-    return cache ? cache : mempool__cache_of(pool);
+    return cache_is_real(pool, cache) ? cache : mempool__cache_of(pool);
 }
 
 /* A block has just become the caller's: tell the tools, and in checked mode
@@ -62,13 +67,14 @@ static void handed_out(mempool *pool, void *block)
 static void honour_if_armed(mempool *pool)
 {
     struct cache *cache = cache_lookup(pool);
-    if (cache && cache->size && atomic_load_explicit(&cache->steal, memory_order_relaxed))
+    if (cache_is_real(pool, cache) && cache->size &&
+        (atomic_load_explicit(&cache->unusual, memory_order_relaxed) & CACHE_ARMED))
         mempool__cache_honour(pool, cache);
 }
 
-/* Everything but a cache hit: errors, attaching a cache, refills, the
- * shared stack and sleeping. Kept out of line so that the hit path stays a
- * leaf with nothing to save. */
+/* Everything but a cache hit: errors, attaching a cache, swapping
+ * magazines, the depot, the shared stack and sleeping. Kept out of line so
+ * that the hit path stays a leaf with nothing to save. */
 static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
 {
     if (unlikely(!pool)) {
@@ -81,10 +87,12 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
         return NULL;
     }
     struct cache *cache = thread_state(pool);
-    uint32_t index = cache && cache->size ? mempool__cache_get(pool, cache) : STACK_NIL;
+    uint32_t index = STACK_NIL;
+    enum served served = cache && cache->size ? mempool__cache_get(pool, cache, &index, 1)
+                                              : SERVED_NOT;
     uint32_t left = 0;
     void *block;
-    if (index == STACK_NIL)
+    if (served == SERVED_NOT)
         index = stack_pop(&pool->stack, &left);
     else
         left = stack_depth(&pool->stack);
@@ -108,36 +116,34 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
         }
         left = stack_depth(&pool->stack);
     }
-    stats_add(pool, cache, STAT_MISSES, 1);
-    note_out(pool, left);
+    if (served != SERVED_CACHE) {
+        stats_add(pool, cache, STAT_MISSES, 1);
+        note_out(pool, left);
+    }
     handed_out(pool, block);
     return block;
 }
 
-/* A cache hit that must also honour a steal request, or tell the tools:
- * out of line and called in tail position. */
-static NOINLINE void *get_hit_slow(mempool *pool, struct cache *cache,
-                                                    void *block, enum hit hit)
+/* A cache hit that must also honour a steal request: out of line and
+ * called in tail position. */
+static NOINLINE void *get_honour(mempool *pool, struct cache *cache, void *block)
 {
-    if (hit == HIT_HONOUR)
-        mempool__cache_honour(pool, cache);
-    track_out(pool, block);
+    mempool__cache_honour(pool, cache);
     return block;
 }
 
 void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
 {
-    if (likely(pool && !pool_closed(pool))) {
+    if (likely(pool)) {
         struct cache *cache = cache_lookup(pool);
         uint32_t index;
-        enum hit hit;
-        if (likely(cache && cache->size) &&
-            likely((hit = cache_hit_get(pool, cache, &index)) != HIT_MISS)) {
+        enum hit hit = cache_hit_get(cache, &index, 1);
+        if (likely(hit != HIT_MISS)) {
             stack_mark_out(&pool->stack, index);
             void *block = block_at(pool, index);
-            if (likely(hit == HIT_DONE && !pool->track))
+            if (likely(hit == HIT_DONE))
                 return block;
-            return get_hit_slow(pool, cache, block, hit);
+            return get_honour(pool, cache, block);
         }
     }
     return get_miss(pool, timeout_ns);
@@ -214,10 +220,10 @@ static NOINLINE int put_miss(mempool *pool, void *block)
     /* Poisoned before any other thread can see the block free. */
     track_free(pool, block);
     struct cache *cache = thread_state(pool);
-    if (!cache || !cache->size || !mempool__cache_put(pool, cache, index)) {
-        if (!stack_push_many(&pool->stack, &index, 1, false))
-            mempool__put_slow(pool, &index, 1);
-    }
+    if (cache && cache->size)
+        mempool__cache_put(pool, cache, &index, 1);
+    else if (!stack_push_many(&pool->stack, &index, 1, false))
+        mempool__put_slow(pool, &index, 1);
     stats_add(pool, cache, STAT_PUTS, 1);
     return 0;
 }
@@ -229,16 +235,24 @@ static NOINLINE int put_honour(mempool *pool, struct cache *cache)
     return 0;
 }
 
+/* The index of a block of a power-of-two-stride arena, or a value of
+ * hit_limit or more for anything else: the offset rotated right by the
+ * stride's log, so that a misaligned offset lands in the top bits. */
+static inline uint64_t hit_index(const mempool *pool, const void *block)
+{
+    uint64_t offset = (uint64_t)((uintptr_t)block - (uintptr_t)pool->base);
+    unsigned shift = pool->stride_shift & 63;
+    return offset >> shift | offset << ((64 - shift) & 63);
+}
+
 int mempool_put(mempool *pool, void *block)
 {
     if (likely(pool)) {
-        struct cache *cache = cache_lookup(pool);
-        const char *what;
-        uint32_t index;
-        if (likely(cache && cache->size && !pool->track) &&
-            likely((index = block_lookup(pool, block, &what)) != STACK_NIL) &&
-            likely(!stack_is_free(&pool->stack, index))) {
-            enum hit hit = cache_hit_put(pool, cache, index);
+        uint64_t wide = hit_index(pool, block);
+        uint32_t index = (uint32_t)wide;
+        if (likely(wide < pool->hit_limit) && likely(!stack_is_free(&pool->stack, index))) {
+            struct cache *cache = cache_lookup(pool);
+            enum hit hit = cache_hit_put(pool, cache, &index, 1);
             if (likely(hit == HIT_DONE))
                 return 0;
             if (hit == HIT_HONOUR)
@@ -248,7 +262,8 @@ int mempool_put(mempool *pool, void *block)
     return put_miss(pool, block);
 }
 
-int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
+/* Everything but a cache hit for a bulk get of n blocks. */
+static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
 {
     if (!pool)
         return EINVAL;
@@ -256,18 +271,21 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         return 0;
     if (!blocks || n > pool->capacity)
         return EINVAL;
-    if (pool_closed(pool))
+    if (pool_closed(pool)) {
+        honour_if_armed(pool);
         return ECANCELED;
-    /* A bulk call of up to one chunk that fits the thread's cache is served
-     * by it; a larger one is already a batch and goes to the shared stack
-     * with one CAS. Both bounds matter: the indices land in a chunk-sized
-     * buffer, and caches grow to 4096 blocks. */
+    }
+    /* A bulk call of up to one chunk that fits a magazine is served through
+     * the cache; a larger one is already a batch and goes to the shared
+     * stack with one CAS. Both bounds matter: the indices land in a
+     * chunk-sized buffer, and magazines hold up to 2048 blocks. */
     uint32_t indices[CHUNK];
     struct cache *cache = thread_state(pool);
-    bool hit = cache && n <= CHUNK && n <= cache->size &&
-               mempool__cache_get_many(pool, cache, indices, n);
+    enum served served = cache && n <= CHUNK && n <= cache->size
+        ? mempool__cache_get(pool, cache, indices, n) : SERVED_NOT;
     int err = 0;
-    bool taken = hit || (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
+    bool taken = served != SERVED_NOT ||
+                 (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
     if (taken && unlikely(pool_closed(pool))) {
         /* As in get_miss: closed meanwhile, so give the blocks back. */
         if (!stack_push_many(&pool->stack, indices, n, false))
@@ -284,11 +302,30 @@ int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     }
     for (size_t i = 0; !err && i < n; i++)
         handed_out(pool, blocks[i]);
-    if (!err && !hit) {
+    if (!err && served != SERVED_CACHE) {
         stats_add(pool, cache, STAT_MISSES, n);
         note_out(pool, stack_depth(&pool->stack));
     }
     return err;
+}
+
+int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
+{
+    if (likely(pool && blocks && n - 1 < CHUNK)) {
+        uint32_t indices[CHUNK];
+        struct cache *cache = cache_lookup(pool);
+        enum hit hit = cache_hit_get(cache, indices, n);
+        if (likely(hit != HIT_MISS)) {
+            for (size_t i = 0; i < n; i++) {
+                stack_mark_out(&pool->stack, indices[i]);
+                blocks[i] = block_at(pool, indices[i]);
+            }
+            if (unlikely(hit == HIT_HONOUR))
+                mempool__cache_honour(pool, cache);
+            return 0;
+        }
+    }
+    return get_bulk_miss(pool, blocks, n, timeout_ns);
 }
 
 /* Marks blocks[from..to) free again after a refused put_bulk. */
@@ -371,22 +408,29 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
-    struct cache *cache = thread_state(pool);
-    stats_add(pool, cache, STAT_PUTS, n);
+    struct cache *cache = cache_lookup(pool);
     for (size_t done = 0; done < n;) {
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; done && i < k; i++)
             indices[i] = block_lookup(pool, blocks[done + i], &what);
-        for (size_t i = 0; i < k; i++)
-            track_free(pool, blocks[done + i]);
-        if (cache && k <= cache->size && mempool__cache_put_many(pool, cache, indices, k)) {
+        enum hit hit = cache_hit_put(pool, cache, indices, k);
+        if (likely(hit != HIT_MISS)) {
+            if (unlikely(hit == HIT_HONOUR))
+                mempool__cache_honour(pool, cache);
             done += k;
             continue;
         }
-        if (!stack_push_many(&pool->stack, indices, k, false)) {
+        for (size_t i = 0; i < k; i++)
+            track_free(pool, blocks[done + i]);
+        struct cache *own = thread_state(pool);
+        if (own && own->size && k <= own->size) {
+            mempool__cache_put(pool, own, indices, k);
+        } else if (!stack_push_many(&pool->stack, indices, k, false)) {
             put_bulk_unmark(pool, blocks, done, done + k);
             mempool__put_slow(pool, indices, k);
         }
+        stats_add(pool, own, STAT_PUTS, k);
+        cache = cache_lookup(pool);
         done += k;
     }
     return 0;
