@@ -107,12 +107,13 @@ static bool mags_take(struct cache *c, uint32_t *out, size_t n)
     if (count + atomic_load_explicit(&c->prev_count, memory_order_relaxed) < n)
         return false;
     if (count < n) {
-        mag_pop(c, out, count);
+        mag_pop(c, count, out, count);
         out += count;
         n -= count;
         mag_swap(c);
+        count = atomic_load_explicit(&c->count, memory_order_relaxed);
     }
-    mag_pop(c, out, n);
+    mag_pop(c, count, out, n);
     return true;
 }
 
@@ -125,12 +126,13 @@ static bool mags_give(mempool *pool, struct cache *c, const uint32_t *indices, s
     if (room + (c->size - atomic_load_explicit(&c->prev_count, memory_order_relaxed)) < n)
         return false;
     if (room < n) {
-        mag_push(pool, c, indices, room);
+        mag_push(pool->stack.entries, pool->stack.mask, c, count, indices, room);
         indices += room;
         n -= room;
         mag_swap(c);
+        count = atomic_load_explicit(&c->count, memory_order_relaxed);
     }
-    mag_push(pool, c, indices, n);
+    mag_push(pool->stack.entries, pool->stack.mask, c, count, indices, n);
     return true;
 }
 

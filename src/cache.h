@@ -212,26 +212,34 @@ static inline uint32_t cache_unusual(const struct cache *c)
     return atomic_load_explicit(&c->unusual, memory_order_seq_cst);
 }
 
-/* Copies n rounds off the top of the loaded magazine, which holds them. */
-static inline void mag_pop(struct cache *c, uint32_t *out, size_t n)
+/* Copies n rounds off the top of the loaded magazine, which holds count. */
+static inline void mag_pop(struct cache *c, uint32_t count, uint32_t *out, size_t n)
 {
-    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     for (size_t i = 0; i < n; i++)
         out[i] = atomic_load_explicit(&c->loaded[count - 1 - i], memory_order_relaxed);
     atomic_store_explicit(&c->count, count - (uint32_t)n, memory_order_relaxed);
 }
 
-/* Pushes n validated blocks onto the loaded magazine, which has room; each
- * is marked free (and cached) so that a repeated put of it is refused. */
-static inline void mag_push(mempool *pool, struct cache *c, const uint32_t *indices, size_t n)
+/* Pushes n validated blocks onto the loaded magazine, which holds count and
+ * has room; each is marked free (and cached) so that a repeated put of it is
+ * refused. */
+static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, struct cache *c,
+                            uint32_t count, const uint32_t *indices, size_t n)
 {
-    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {
-        atomic_store_explicit(stack_entry(&pool->stack, indices[i]), ENTRY_FREE | ENTRY_CACHED,
+        atomic_store_explicit(entry_at(entries, mask, indices[i]), ENTRY_FREE | ENTRY_CACHED,
                               memory_order_relaxed);
         atomic_store_explicit(&c->loaded[count + i], indices[i], memory_order_relaxed);
     }
     atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
+}
+
+/* The owner's own counter: a plain increment (readers sum under the lock). */
+static inline void stats_own_add(struct cache *c, enum stat which, uint64_t n)
+{
+    atomic_store_explicit(&c->stats[which],
+                          atomic_load_explicit(&c->stats[which], memory_order_relaxed) + n,
+                          memory_order_relaxed);
 }
 
 /* What a hit-path operation did. HIT_HONOUR: it was served, but the cache
@@ -245,10 +253,10 @@ enum hit { HIT_MISS, HIT_DONE, HIT_HONOUR };
 static inline enum hit cache_hit_get(struct cache *c, uint32_t *out, size_t n)
 {
     cache_enter(c, CACHE_HIT_ORDERED);
-    bool hit = likely(!cache_unusual(c)) &&
-               likely(n <= atomic_load_explicit(&c->count, memory_order_relaxed));
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    bool hit = likely(!cache_unusual(c)) && likely(n <= count);
     if (likely(hit))
-        mag_pop(c, out, n);
+        mag_pop(c, count, out, n);
     cache_idle(c, CACHE_HIT_ORDERED);
     if (unlikely(!hit))
         return HIT_MISS;
@@ -256,19 +264,21 @@ static inline enum hit cache_hit_get(struct cache *c, uint32_t *out, size_t n)
 }
 
 /* The hit path of a put of n validated blocks: HIT_MISS when the loaded
- * magazine lacks room or anything is unusual. */
-static inline enum hit cache_hit_put(mempool *pool, struct cache *c, const uint32_t *indices,
-                                     size_t n)
+ * magazine lacks room or anything is unusual. The caller passes the side
+ * array's address and mask, which it read to validate the blocks, so that
+ * nothing is read again after the compiler barrier of cache_enter. */
+static inline enum hit cache_hit_put(_Atomic uint64_t *entries, uint32_t mask, struct cache *c,
+                                     const uint32_t *indices, size_t n)
 {
     cache_enter(c, CACHE_HIT_ORDERED);
-    bool hit = likely(!cache_unusual(c)) &&
-               likely(atomic_load_explicit(&c->count, memory_order_relaxed) + n <= c->size);
+    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
+    bool hit = likely(!cache_unusual(c)) && likely(n <= c->size - count);
     if (likely(hit))
-        mag_push(pool, c, indices, n);
+        mag_push(entries, mask, c, count, indices, n);
     cache_idle(c, CACHE_HIT_ORDERED);
     if (unlikely(!hit))
         return HIT_MISS;
-    stats_add(pool, c, STAT_PUTS, n);
+    stats_own_add(c, STAT_PUTS, n);
     return unlikely(cache_unusual(c) & CACHE_ARMED) ? HIT_HONOUR : HIT_DONE;
 }
 

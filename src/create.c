@@ -249,9 +249,10 @@ mempool *mempool_create(const mempool_config *config)
     pool->cache_size = cache_size_for(config);
     pool->depot.size = pool->cache_size / 2;
     pool->cache_marks = pool->track ? CACHE_TRACK : 0;
-    /* The put hit path validates power-of-two strides itself (pool.c). */
-    if (pool->base && !pool->stride_inverse)
-        pool->hit_limit = (uint32_t)pool->capacity;
+    /* The put hit path validates power-of-two strides itself (getput.c),
+     * for pools whose puts it can serve. */
+    if (pool->base && !pool->stride_inverse && pool->cache_size && !pool->track)
+        pool->hit_limit = pool->capacity;
 #if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
     atomic_init(&pool->cache_ordered, true);
 #else

@@ -250,9 +250,13 @@ int mempool_put(mempool *pool, void *block)
     if (likely(pool)) {
         uint64_t wide = hit_index(pool, block);
         uint32_t index = (uint32_t)wide;
-        if (likely(wide < pool->hit_limit) && likely(!stack_is_free(&pool->stack, index))) {
+        _Atomic uint64_t *entries = pool->stack.entries;
+        uint32_t mask = pool->stack.mask;
+        if (likely(wide < pool->hit_limit) &&
+            likely(!(atomic_load_explicit(entry_at(entries, mask, index), memory_order_relaxed) &
+                     ENTRY_FREE))) {
             struct cache *cache = cache_lookup(pool);
-            enum hit hit = cache_hit_put(pool, cache, &index, 1);
+            enum hit hit = cache_hit_put(entries, mask, cache, &index, 1);
             if (likely(hit == HIT_DONE))
                 return 0;
             if (hit == HIT_HONOUR)
@@ -392,7 +396,9 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     const char *what = NULL;
     uint32_t indices[CHUNK]; /* the first chunk's, kept for the move below */
     for (size_t i = 0; i < n; i++) {
-        uint32_t index = block_lookup(pool, blocks[i], &what);
+        uint64_t wide = hit_index(pool, blocks[i]);
+        uint32_t index = likely(wide < pool->hit_limit) ? (uint32_t)wide
+                                                        : block_lookup(pool, blocks[i], &what);
         if (index != STACK_NIL) {
             _Atomic uint64_t *entry = stack_entry(&pool->stack, index);
             uint64_t seen = atomic_load_explicit(entry, memory_order_relaxed);
@@ -413,7 +419,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; done && i < k; i++)
             indices[i] = block_lookup(pool, blocks[done + i], &what);
-        enum hit hit = cache_hit_put(pool, cache, indices, k);
+        enum hit hit = cache_hit_put(pool->stack.entries, pool->stack.mask, cache, indices, k);
         if (likely(hit != HIT_MISS)) {
             if (unlikely(hit == HIT_HONOUR))
                 mempool__cache_honour(pool, cache);

@@ -117,7 +117,7 @@ struct mempool {
     /* The put hit path's validation: a block's offset from base, rotated
      * right by stride_shift, is its index when below hit_limit (capacity
      * for a power-of-two stride, else 0: the full path validates). */
-    uint32_t hit_limit;
+    uint64_t hit_limit;
     /* Ordered atomics instead of the heavy barrier: set at creation where
      * the OS grants no barrier, and for good when one fails later (cache.h). */
     _Atomic bool cache_ordered;

@@ -71,9 +71,15 @@ static inline uint64_t stack_head(uint32_t top, uint64_t old_head, uint64_t tag_
     return ((old_head & ~(uint64_t)STACK_NIL) + tag_step) | top;
 }
 
+static inline _Atomic uint64_t *entry_at(_Atomic uint64_t *entries, uint32_t mask,
+                                         uint32_t index)
+{
+    return &entries[(index * STACK_SPREAD) & mask];
+}
+
 static inline _Atomic uint64_t *stack_entry(const struct stack *s, uint32_t index)
 {
-    return &s->entries[(index * STACK_SPREAD) & s->mask];
+    return entry_at(s->entries, s->mask, index);
 }
 
 static inline uint32_t entry_next(uint64_t entry)
