@@ -20,8 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "index.h"
+#include "locked.h"
 #include "track.h"
+
+/* Bulk puts seal and give back blocks in chunks of this many. */
+#define CHUNK 64
 
 #define GUARD_BYTE 0xfd
 /* The entry of a free block of a checked pool: FREE, in the ring. */
@@ -166,3 +171,70 @@ void mempool__checked_leaks(mempool *pool)
         if (!stack_is_free(&pool->stack, (uint32_t)i))
             mempool__checked_report(pool, "leak", block_at(pool, (uint32_t)i));
 }
+
+/* Checked mode: the exact claim, the guard and checksum, then the locked
+ * path that hands the block to a waiter or queues it in the FIFO. Claims
+ * are made under the pool lock, so that a put_bulk that claims and then
+ * rolls back is one step to every other put: of two racing puts of one
+ * block exactly one wins. */
+static int checked_put(mempool *pool, void *block)
+{
+    const char *what;
+    pthread_mutex_lock(&pool->lock);
+    uint32_t index = mempool__checked_claim(pool, block, &what);
+    pthread_mutex_unlock(&pool->lock);
+    if (index == STACK_NIL) {
+        mempool__put_refused(pool, what, block);
+        return EINVAL;
+    }
+    mempool__checked_seal(pool, index, block);
+    track_free(pool, block);
+    mempool__put_slow(pool, &index, 1);
+    stats_add(pool, mempool__cache_of(pool), STAT_PUTS, 1);
+    return 0;
+}
+
+/* Checked mode: claim every block exactly (undoing the claims if one is
+ * refused, all under the pool lock: see checked_put), then seal each and
+ * give them back under the lock. */
+static int checked_put_bulk(mempool *pool, void *const *blocks, size_t n)
+{
+    const char *what = NULL;
+    pthread_mutex_lock(&pool->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (mempool__checked_claim(pool, blocks[i], &what) != STACK_NIL)
+            continue;
+        const char *ignored;
+        for (size_t j = 0; j < i; j++) {
+            if (blocks[j] == blocks[i])
+                what = "repeated-in-array";
+            mempool__checked_unclaim(pool, block_lookup(pool, blocks[j], &ignored));
+        }
+        pthread_mutex_unlock(&pool->lock);
+        mempool__put_refused(pool, what, blocks[i]);
+        return EINVAL;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    for (size_t done = 0; done < n;) {
+        uint32_t indices[CHUNK];
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        for (size_t i = 0; i < k; i++) {
+            indices[i] = block_lookup(pool, blocks[done + i], &what);
+            mempool__checked_seal(pool, indices[i], blocks[done + i]);
+            track_free(pool, blocks[done + i]);
+        }
+        mempool__put_slow(pool, indices, k);
+        done += k;
+    }
+    stats_add(pool, mempool__cache_of(pool), STAT_PUTS, n);
+    return 0;
+}
+
+/* The operations a checked pool runs instead of the plain ones, chosen at
+ * create (getput.c calls them from its miss paths: a checked pool has no
+ * cache, so its calls never take the hit path). */
+const struct pool_ops mempool__checked_ops = {
+    .put = checked_put,
+    .put_bulk = checked_put_bulk,
+    .got = mempool__checked_got,
+};

@@ -222,6 +222,7 @@ mempool *mempool_create(const mempool_config *config)
     pool->arg = config->arg;
     pool->flags = config->flags;
     pool->checked = config->flags & MEMPOOL_CHECKED;
+    pool->ops = pool->checked ? &mempool__checked_ops : NULL;
     pool->track = mempool__track_tools();
     pthread_mutex_init(&pool->lock, NULL);
     atomic_store_explicit(&pool->stack.head, STACK_NIL, memory_order_relaxed);
@@ -246,18 +247,22 @@ mempool *mempool_create(const mempool_config *config)
         mempool__checked_init(pool, (char *)pool->stack.entries + pool->meta_bytes -
                                         mempool__checked_bytes(pool));
     track_all_free(pool);
-    pool->cache_size = cache_size_for(config);
-    pool->depot.size = pool->cache_size / 2;
-    pool->cache_marks = pool->track ? CACHE_TRACK : 0;
-    /* The put hit path validates power-of-two strides itself (getput.c),
-     * for pools whose puts it can serve. */
-    if (pool->base && !pool->stride_inverse && pool->cache_size && !pool->track)
-        pool->hit_limit = pool->capacity;
 #if defined(MEMPOOL_TSAN) || defined(MEMPOOL_FORCE_ORDERED)
     atomic_init(&pool->cache_ordered, true);
 #else
     atomic_init(&pool->cache_ordered, !mempool__os_heavy_barrier_init());
 #endif
+    pool->cache_size = cache_size_for(config);
+    pool->depot.size = pool->cache_size / 2;
+    pool->cache_marks = pool->track ? CACHE_TRACK : 0;
+    /* A pool that starts ordered where the hit path is fence-free runs every
+     * cache operation on the full path, with exchanges (cache.h). */
+    if (!CACHE_HIT_ORDERED && atomic_load_explicit(&pool->cache_ordered, memory_order_relaxed))
+        pool->cache_marks |= CACHE_ORDERED;
+    /* The put hit path validates power-of-two strides itself (getput.c),
+     * for pools whose puts it can serve. */
+    if (pool->base && !pool->stride_inverse && pool->cache_size && !pool->track)
+        pool->hit_limit = pool->capacity;
     mempool__registry_add(pool);
     return pool;
 }

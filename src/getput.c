@@ -57,8 +57,8 @@ static struct cache *thread_state(mempool *pool)
 static void handed_out(mempool *pool, void *block)
 {
     track_out(pool, block);
-    if (unlikely(pool->checked))
-        mempool__checked_got(pool, block);
+    if (unlikely(pool->ops))
+        pool->ops->got(pool, block);
 }
 
 /* For a call that leaves without a cache operation after its hit path may
@@ -159,17 +159,6 @@ void *mempool_try_get(mempool *pool)
     return mempool_get_timeout(pool, 0);
 }
 
-/* Counts and reports a refused put (checked pools also speak without an
- * on_misuse callback). */
-static void put_refused(mempool *pool, const char *what, const void *block)
-{
-    atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
-    if (pool->checked)
-        mempool__checked_report(pool, what, block);
-    else
-        mempool__report(pool, what, block);
-}
-
 /* The block's index if a put of it is valid, else STACK_NIL after reporting. */
 static uint32_t put_check(mempool *pool, const void *block)
 {
@@ -180,38 +169,16 @@ static uint32_t put_check(mempool *pool, const void *block)
             return index;
         what = "repeated";
     }
-    put_refused(pool, what, block);
+    mempool__put_refused(pool, what, block);
     return STACK_NIL;
-}
-
-/* Checked mode: the exact claim, the guard and checksum, then the locked
- * path that hands the block to a waiter or queues it in the FIFO. Claims
- * are made under the pool lock, so that a put_bulk that claims and then
- * rolls back is one step to every other put: of two racing puts of one
- * block exactly one wins. */
-static int put_checked(mempool *pool, void *block)
-{
-    const char *what;
-    pthread_mutex_lock(&pool->lock);
-    uint32_t index = mempool__checked_claim(pool, block, &what);
-    pthread_mutex_unlock(&pool->lock);
-    if (index == STACK_NIL) {
-        put_refused(pool, what, block);
-        return EINVAL;
-    }
-    mempool__checked_seal(pool, index, block);
-    track_free(pool, block);
-    mempool__put_slow(pool, &index, 1);
-    stats_add(pool, thread_state(pool), STAT_PUTS, 1);
-    return 0;
 }
 
 static NOINLINE int put_miss(mempool *pool, void *block)
 {
     if (unlikely(!pool))
         return EINVAL;
-    if (pool->checked)
-        return put_checked(pool, block);
+    if (pool->ops)
+        return pool->ops->put(pool, block);
     uint32_t index = put_check(pool, block);
     if (unlikely(index == STACK_NIL)) {
         honour_if_armed(pool);
@@ -340,42 +307,6 @@ static void put_bulk_unmark(mempool *pool, void *const *blocks, size_t from, siz
         stack_mark_out(&pool->stack, block_lookup(pool, blocks[i], &what));
 }
 
-/* Checked mode: claim every block exactly (undoing the claims if one is
- * refused, all under the pool lock: see put_checked), then seal each and
- * give them back under the lock. */
-static int put_bulk_checked(mempool *pool, void *const *blocks, size_t n)
-{
-    const char *what;
-    pthread_mutex_lock(&pool->lock);
-    for (size_t i = 0; i < n; i++) {
-        if (mempool__checked_claim(pool, blocks[i], &what) != STACK_NIL)
-            continue;
-        const char *ignored;
-        for (size_t j = 0; j < i; j++) {
-            if (blocks[j] == blocks[i])
-                what = "repeated-in-array";
-            mempool__checked_unclaim(pool, block_lookup(pool, blocks[j], &ignored));
-        }
-        pthread_mutex_unlock(&pool->lock);
-        put_refused(pool, what, blocks[i]);
-        return EINVAL;
-    }
-    pthread_mutex_unlock(&pool->lock);
-    for (size_t done = 0; done < n;) {
-        uint32_t indices[CHUNK];
-        size_t k = n - done < CHUNK ? n - done : CHUNK;
-        for (size_t i = 0; i < k; i++) {
-            indices[i] = block_lookup(pool, blocks[done + i], &what);
-            mempool__checked_seal(pool, indices[i], blocks[done + i]);
-            track_free(pool, blocks[done + i]);
-        }
-        mempool__put_slow(pool, indices, k);
-        done += k;
-    }
-    stats_add(pool, thread_state(pool), STAT_PUTS, n);
-    return 0;
-}
-
 int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
 {
     if (!pool)
@@ -383,11 +314,11 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     if (n == 0)
         return 0;
     if (!blocks) {
-        put_refused(pool, "null", NULL);
+        mempool__put_refused(pool, "null", NULL);
         return EINVAL;
     }
-    if (pool->checked)
-        return put_bulk_checked(pool, blocks, n);
+    if (pool->ops)
+        return pool->ops->put_bulk(pool, blocks, n);
     /* One pass, in order, so that the first bad element is the one reported.
      * Each accepted block's entry is set to a bare ENTRY_FREE: no block in the
      * stack looks like that (its depth is at least 1), so a second sighting
@@ -411,7 +342,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
             what = seen == ENTRY_FREE ? "repeated-in-array" : "repeated";
         }
         put_bulk_unmark(pool, blocks, 0, i);
-        put_refused(pool, what, blocks[i]);
+        mempool__put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
     struct cache *cache = cache_lookup(pool);

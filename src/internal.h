@@ -51,6 +51,14 @@ struct ptr_map {
 struct waiter;
 struct cache;
 
+/* Operations a mode runs instead of the plain ones, chosen at create:
+ * NULL for a plain pool, &mempool__checked_ops for MEMPOOL_CHECKED. */
+struct pool_ops {
+    int (*put)(mempool *pool, void *block);
+    int (*put_bulk)(mempool *pool, void *const *blocks, size_t n);
+    void (*got)(mempool *pool, const void *block); /* a block handed out */
+};
+
 /* The depot (depot.h): whole magazines that no thread holds, full ones and
  * empty ones, exchanged under the pool lock. */
 struct depot {
@@ -105,6 +113,7 @@ struct mempool {
     _Atomic bool closed;
     unsigned track;         /* TRACK_* tools told about free blocks (track.h) */
     bool checked;           /* MEMPOOL_CHECKED (checked.c) */
+    const struct pool_ops *ops; /* the mode's own operations, or NULL */
     uint64_t *checksums;    /* checked arena: contents at put, per block */
     uint32_t *ring;         /* checked: free blocks, oldest first (lock) */
     size_t ring_head;
@@ -161,6 +170,8 @@ MEMPOOL_INTERNAL void mempool__debug_fail(const char *what, const char *file, in
 MEMPOOL_INTERNAL void *mempool__call_make(mempool *pool);
 MEMPOOL_INTERNAL void mempool__call_unmake(mempool *pool, void *block);
 MEMPOOL_INTERNAL void mempool__report(mempool *pool, const char *what, const void *block);
+/* Counts and reports a refused put. */
+MEMPOOL_INTERNAL void mempool__put_refused(mempool *pool, const char *what, const void *block);
 
 /* The sleeping get (wait.c). */
 MEMPOOL_INTERNAL int mempool__get_slow(mempool *pool, void **out, size_t n,
@@ -170,6 +181,7 @@ MEMPOOL_INTERNAL void mempool__put_slow(mempool *pool, const uint32_t *indices, 
 MEMPOOL_INTERNAL void mempool__return_slot(mempool *pool);
 
 /* Checked mode (checked.c). Guard bytes follow each arena block. */
+MEMPOOL_INTERNAL extern const struct pool_ops mempool__checked_ops;
 #define CHECKED_GUARD 16
 MEMPOOL_INTERNAL size_t mempool__checked_bytes(const mempool *pool);
 MEMPOOL_INTERNAL void mempool__checked_init(mempool *pool, void *memory);
