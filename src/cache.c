@@ -126,13 +126,13 @@ static bool mags_give(mempool *pool, struct cache *c, const uint32_t *indices, s
     if (room + (c->size - atomic_load_explicit(&c->prev_count, memory_order_relaxed)) < n)
         return false;
     if (room < n) {
-        mag_push(pool->stack.entries, pool->stack.mask, c, count, indices, room);
+        mag_push(pool->stack.entries, pool->stack.mask, true, c, count, indices, room);
         indices += room;
         n -= room;
         mag_swap(c);
         count = atomic_load_explicit(&c->count, memory_order_relaxed);
     }
-    mag_push(pool->stack.entries, pool->stack.mask, c, count, indices, n);
+    mag_push(pool->stack.entries, pool->stack.mask, true, c, count, indices, n);
     return true;
 }
 

@@ -81,6 +81,7 @@
 #ifndef MEMPOOL_CACHE_H
 #define MEMPOOL_CACHE_H
 
+#include "index.h"
 #include "internal.h"
 
 /* The values of a cache's busy word. */
@@ -222,13 +223,14 @@ static inline void mag_pop(struct cache *c, uint32_t count, uint32_t *out, size_
 
 /* Pushes n validated blocks onto the loaded magazine, which holds count and
  * has room; each is marked free (and cached) so that a repeated put of it is
- * refused. */
-static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, struct cache *c,
-                            uint32_t count, const uint32_t *indices, size_t n)
+ * refused (unless the caller marked them already). */
+static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, bool mark,
+                            struct cache *c, uint32_t count, const uint32_t *indices, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        atomic_store_explicit(entry_at(entries, mask, indices[i]), ENTRY_FREE | ENTRY_CACHED,
-                              memory_order_relaxed);
+        if (mark)
+            atomic_store_explicit(entry_at(entries, mask, indices[i]), ENTRY_FREE | ENTRY_CACHED,
+                                  memory_order_relaxed);
         atomic_store_explicit(&c->loaded[count + i], indices[i], memory_order_relaxed);
     }
     atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
@@ -248,15 +250,30 @@ static inline void stats_own_add(struct cache *c, enum stat which, uint64_t n)
 enum hit { HIT_MISS, HIT_DONE, HIT_HONOUR };
 
 /* The hit path of a get of n blocks, for single and bulk calls alike: the
- * hottest n rounds of the loaded magazine, or HIT_MISS (the caller takes the
- * full path) when it holds fewer or anything is unusual. */
-static inline enum hit cache_hit_get(struct cache *c, uint32_t *out, size_t n)
+ * hottest n rounds of the loaded magazine, marked out and turned into
+ * blocks, or HIT_MISS (the caller takes the full path) when it holds fewer
+ * or anything is unusual. */
+static inline enum hit cache_hit_get(mempool *pool, struct cache *c, void **blocks, size_t n)
 {
+    /* Read before the compiler barrier of cache_enter, so read once. */
+    _Atomic uint64_t *entries = pool->stack.entries;
+    uint32_t mask = pool->stack.mask;
+    char *base = pool->base;
+    size_t stride = pool->stride;
     cache_enter(c, CACHE_HIT_ORDERED);
     uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     bool hit = likely(!cache_unusual(c)) && likely(n <= count);
-    if (likely(hit))
-        mag_pop(c, count, out, n);
+    if (likely(hit)) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t index =
+                atomic_load_explicit(&c->loaded[count - 1 - i], memory_order_relaxed);
+            atomic_store_explicit(entry_at(entries, mask, index), 0, memory_order_relaxed);
+            blocks[i] = likely(base)
+                ? base + (size_t)index * stride
+                : atomic_load_explicit(&pool->blocks[index], memory_order_acquire);
+        }
+        atomic_store_explicit(&c->count, count - (uint32_t)n, memory_order_relaxed);
+    }
     cache_idle(c, CACHE_HIT_ORDERED);
     if (unlikely(!hit))
         return HIT_MISS;
@@ -266,15 +283,16 @@ static inline enum hit cache_hit_get(struct cache *c, uint32_t *out, size_t n)
 /* The hit path of a put of n validated blocks: HIT_MISS when the loaded
  * magazine lacks room or anything is unusual. The caller passes the side
  * array's address and mask, which it read to validate the blocks, so that
- * nothing is read again after the compiler barrier of cache_enter. */
-static inline enum hit cache_hit_put(_Atomic uint64_t *entries, uint32_t mask, struct cache *c,
-                                     const uint32_t *indices, size_t n)
+ * nothing is read again after the compiler barrier of cache_enter; mark is
+ * false when the caller marked the blocks free already. */
+static inline enum hit cache_hit_put(_Atomic uint64_t *entries, uint32_t mask, bool mark,
+                                     struct cache *c, const uint32_t *indices, size_t n)
 {
     cache_enter(c, CACHE_HIT_ORDERED);
     uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     bool hit = likely(!cache_unusual(c)) && likely(n <= c->size - count);
     if (likely(hit))
-        mag_push(entries, mask, c, count, indices, n);
+        mag_push(entries, mask, mark, c, count, indices, n);
     cache_idle(c, CACHE_HIT_ORDERED);
     if (unlikely(!hit))
         return HIT_MISS;

@@ -136,15 +136,12 @@ void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
 {
     if (likely(pool)) {
         struct cache *cache = cache_lookup(pool);
-        uint32_t index;
-        enum hit hit = cache_hit_get(cache, &index, 1);
-        if (likely(hit != HIT_MISS)) {
-            stack_mark_out(&pool->stack, index);
-            void *block = block_at(pool, index);
-            if (likely(hit == HIT_DONE))
-                return block;
+        void *block;
+        enum hit hit = cache_hit_get(pool, cache, &block, 1);
+        if (likely(hit == HIT_DONE))
+            return block;
+        if (hit == HIT_HONOUR)
             return get_honour(pool, cache, block);
-        }
     }
     return get_miss(pool, timeout_ns);
 }
@@ -205,17 +202,16 @@ static NOINLINE int put_honour(mempool *pool, struct cache *cache)
 /* The index of a block of a power-of-two-stride arena, or a value of
  * hit_limit or more for anything else: the offset rotated right by the
  * stride's log, so that a misaligned offset lands in the top bits. */
-static inline uint64_t hit_index(const mempool *pool, const void *block)
+static inline uint64_t hit_index(uintptr_t base, unsigned shift, const void *block)
 {
-    uint64_t offset = (uint64_t)((uintptr_t)block - (uintptr_t)pool->base);
-    unsigned shift = pool->stride_shift & 63;
+    uint64_t offset = (uint64_t)((uintptr_t)block - base);
     return offset >> shift | offset << ((64 - shift) & 63);
 }
 
 int mempool_put(mempool *pool, void *block)
 {
     if (likely(pool)) {
-        uint64_t wide = hit_index(pool, block);
+        uint64_t wide = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block);
         uint32_t index = (uint32_t)wide;
         _Atomic uint64_t *entries = pool->stack.entries;
         uint32_t mask = pool->stack.mask;
@@ -223,7 +219,7 @@ int mempool_put(mempool *pool, void *block)
             likely(!(atomic_load_explicit(entry_at(entries, mask, index), memory_order_relaxed) &
                      ENTRY_FREE))) {
             struct cache *cache = cache_lookup(pool);
-            enum hit hit = cache_hit_put(entries, mask, cache, &index, 1);
+            enum hit hit = cache_hit_put(entries, mask, true, cache, &index, 1);
             if (likely(hit == HIT_DONE))
                 return 0;
             if (hit == HIT_HONOUR)
@@ -283,16 +279,12 @@ static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_
 int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
 {
     if (likely(pool && blocks && n - 1 < CHUNK)) {
-        uint32_t indices[CHUNK];
         struct cache *cache = cache_lookup(pool);
-        enum hit hit = cache_hit_get(cache, indices, n);
-        if (likely(hit != HIT_MISS)) {
-            for (size_t i = 0; i < n; i++) {
-                stack_mark_out(&pool->stack, indices[i]);
-                blocks[i] = block_at(pool, indices[i]);
-            }
-            if (unlikely(hit == HIT_HONOUR))
-                mempool__cache_honour(pool, cache);
+        enum hit hit = cache_hit_get(pool, cache, blocks, n);
+        if (likely(hit == HIT_DONE))
+            return 0;
+        if (hit == HIT_HONOUR) {
+            mempool__cache_honour(pool, cache);
             return 0;
         }
     }
@@ -320,26 +312,35 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     if (pool->ops)
         return pool->ops->put_bulk(pool, blocks, n);
     /* One pass, in order, so that the first bad element is the one reported.
-     * Each accepted block's entry is set to a bare ENTRY_FREE: no block in the
-     * stack looks like that (its depth is at least 1), so a second sighting
-     * in the array is told apart from a block that was already free. Nobody
-     * else touches these entries: the caller owns the blocks. */
+     * Each accepted block's entry is set to FREE | CACHED at once, the state
+     * it has in a magazine, so that the cache need not write it again. A
+     * block that reads free is a repeated put, or appears twice in the array:
+     * only then is the array searched, to tell the two apart. Nobody else
+     * touches these entries: the caller owns the blocks. */
     const char *what = NULL;
     uint32_t indices[CHUNK]; /* the first chunk's, kept for the move below */
+    _Atomic uint64_t *entries = pool->stack.entries;
+    uint32_t mask = pool->stack.mask;
+    uint64_t limit = pool->hit_limit;
+    uintptr_t base = (uintptr_t)pool->base;
+    unsigned shift = pool->stride_shift & 63;
     for (size_t i = 0; i < n; i++) {
-        uint64_t wide = hit_index(pool, blocks[i]);
-        uint32_t index = likely(wide < pool->hit_limit) ? (uint32_t)wide
-                                                        : block_lookup(pool, blocks[i], &what);
-        if (index != STACK_NIL) {
-            _Atomic uint64_t *entry = stack_entry(&pool->stack, index);
-            uint64_t seen = atomic_load_explicit(entry, memory_order_relaxed);
-            if (!(seen & ENTRY_FREE)) {
-                atomic_store_explicit(entry, ENTRY_FREE, memory_order_relaxed);
+        uint64_t wide = hit_index(base, shift, blocks[i]);
+        uint32_t index = (uint32_t)wide;
+        if (unlikely(wide >= limit))
+            index = block_lookup(pool, blocks[i], &what);
+        if (likely(wide < limit) || index != STACK_NIL) {
+            _Atomic uint64_t *entry = entry_at(entries, mask, index);
+            if (!(atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE)) {
+                atomic_store_explicit(entry, ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
                 if (i < CHUNK)
                     indices[i] = index;
                 continue;
             }
-            what = seen == ENTRY_FREE ? "repeated-in-array" : "repeated";
+            what = "repeated";
+            for (size_t j = 0; j < i; j++)
+                if (blocks[j] == blocks[i])
+                    what = "repeated-in-array";
         }
         put_bulk_unmark(pool, blocks, 0, i);
         mempool__put_refused(pool, what, blocks[i]);
@@ -350,7 +351,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         size_t k = n - done < CHUNK ? n - done : CHUNK;
         for (size_t i = 0; done && i < k; i++)
             indices[i] = block_lookup(pool, blocks[done + i], &what);
-        enum hit hit = cache_hit_put(pool->stack.entries, pool->stack.mask, cache, indices, k);
+        enum hit hit = cache_hit_put(NULL, 0, false, cache, indices, k);
         if (likely(hit != HIT_MISS)) {
             if (unlikely(hit == HIT_HONOUR))
                 mempool__cache_honour(pool, cache);
