@@ -11,26 +11,12 @@
 #include "depot.h"
 #include "locked.h"
 
-static void cache_release(struct cache *c)
-{
-    if (c->size) {
-        mempool__magazine_free(c->loaded, c->size);
-        mempool__magazine_free(c->previous, c->size);
-    }
-    mempool__os_free(c, sizeof *c, CACHE_LINE);
-}
-
-void mempool__cache_free(struct cache *c)
-{
-    cache_release(c);
-}
-
 /* A new cache for the pool in the directory entry, which holds the sentinel
  * or a detached cache (freed here: the thread owns it). */
 static struct cache *cache_attach(mempool *pool, struct cache **entry)
 {
     if (*entry != &mempool__sentinel)
-        cache_release(*entry);
+        mempool__cache_free(*entry);
     *entry = &mempool__sentinel;
     uint32_t size = pool->cache_size / 2;
     struct cache *c = mempool__os_alloc(sizeof *c, CACHE_LINE);
@@ -44,7 +30,7 @@ static struct cache *cache_attach(mempool *pool, struct cache **entry)
         if (!c->loaded || !c->previous || !spare) {
             mempool__magazine_free(spare, size);
             c->size = size;
-            cache_release(c);
+            mempool__cache_free(c);
             return NULL;
         }
     }
@@ -54,7 +40,7 @@ static struct cache *cache_attach(mempool *pool, struct cache **entry)
     if (size && !mempool__depot_reserve(&pool->depot, 3)) {
         pthread_mutex_unlock(&pool->lock);
         mempool__magazine_free(spare, size);
-        cache_release(c);
+        mempool__cache_free(c);
         return NULL;
     }
     if (size)

@@ -47,13 +47,13 @@ void mempool__debug_fail(const char *what, const char *file, int line)
     abort();
 }
 
-/* Counts and reports a refused put (checked pools also speak without an
- * on_misuse callback). */
+/* Counts and reports a refused put (a mode's own report first: checked
+ * pools also speak without an on_misuse callback). */
 void mempool__put_refused(mempool *pool, const char *what, const void *block)
 {
     atomic_fetch_add_explicit(&pool->refused, 1, memory_order_relaxed);
-    if (pool->checked)
-        mempool__checked_report(pool, what, block);
+    if (pool->ops)
+        pool->ops->report(pool, what, block);
     else
         mempool__report(pool, what, block);
 }

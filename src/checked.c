@@ -23,6 +23,7 @@
 #include "cache.h"
 #include "index.h"
 #include "locked.h"
+#include "ring.h"
 #include "track.h"
 
 /* Bulk puts seal and give back blocks in chunks of this many. */
@@ -30,7 +31,6 @@
 
 #define GUARD_BYTE 0xfd
 /* The entry of a free block of a checked pool: FREE, in the ring. */
-#define ENTRY_RINGED (ENTRY_FREE | ((uint64_t)1 << 61))
 
 size_t mempool__checked_bytes(const mempool *pool)
 {
@@ -76,7 +76,7 @@ void mempool__checked_init(mempool *pool, void *memory)
             memset(guard_of(pool, block), GUARD_BYTE, CHECKED_GUARD);
             pool->checksums[i] = checksum(pool, block);
         }
-        mempool__checked_ring_add(pool, (uint32_t)i);
+        ring_add(pool, (uint32_t)i);
     }
     /* The stack stays empty: every free block of a checked pool is in the
      * ring. */
@@ -96,25 +96,6 @@ void mempool__checked_report(mempool *pool, const char *what, const void *block)
     int saved = errno; /* the call carries on and may succeed */
     fprintf(stderr, "mempool %p: %s: block %p\n", (void *)pool, what, block);
     errno = saved;
-}
-
-void mempool__checked_ring_add(mempool *pool, uint32_t index)
-{
-    atomic_store_explicit(stack_entry(&pool->stack, index), ENTRY_RINGED, memory_order_relaxed);
-    size_t length = atomic_load_explicit(&pool->ring_length, memory_order_relaxed);
-    pool->ring[(pool->ring_head + length) % pool->capacity] = index;
-    atomic_store_explicit(&pool->ring_length, length + 1, memory_order_relaxed);
-}
-
-uint32_t mempool__checked_ring_take(mempool *pool)
-{
-    size_t length = atomic_load_explicit(&pool->ring_length, memory_order_relaxed);
-    if (!length)
-        return STACK_NIL;
-    uint32_t index = pool->ring[pool->ring_head];
-    pool->ring_head = (pool->ring_head + 1) % pool->capacity;
-    atomic_store_explicit(&pool->ring_length, length - 1, memory_order_relaxed);
-    return index;
 }
 
 uint32_t mempool__checked_claim(mempool *pool, const void *block, const char **what)
@@ -237,4 +218,5 @@ const struct pool_ops mempool__checked_ops = {
     .put = checked_put,
     .put_bulk = checked_put_bulk,
     .got = mempool__checked_got,
+    .report = mempool__checked_report,
 };

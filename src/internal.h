@@ -57,6 +57,7 @@ struct pool_ops {
     int (*put)(mempool *pool, void *block);
     int (*put_bulk)(mempool *pool, void *const *blocks, size_t n);
     void (*got)(mempool *pool, const void *block); /* a block handed out */
+    void (*report)(mempool *pool, const char *what, const void *block); /* a refusal */
 };
 
 /* The depot (depot.h): whole magazines that no thread holds, full ones and
@@ -194,8 +195,6 @@ MEMPOOL_INTERNAL void mempool__checked_unclaim(mempool *pool, uint32_t index);
 MEMPOOL_INTERNAL void mempool__checked_seal(mempool *pool, uint32_t index, const void *block);
 /* Verifies a block handed out by a checked pool (no lock held). */
 MEMPOOL_INTERNAL void mempool__checked_got(mempool *pool, const void *block);
-MEMPOOL_INTERNAL void mempool__checked_ring_add(mempool *pool, uint32_t index);
-MEMPOOL_INTERNAL uint32_t mempool__checked_ring_take(mempool *pool);
 MEMPOOL_INTERNAL void mempool__checked_leaks(mempool *pool);
 /* Reports a detection: to on_misuse, else one line on stderr, and for
  * corruption ("write-after-put", "overflow") an abort. */

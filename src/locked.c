@@ -9,6 +9,7 @@
 #include "depot.h"
 #include "index.h"
 #include "locked.h"
+#include "ring.h"
 
 static size_t caches_count_locked(const mempool *pool);
 static void caches_arm(mempool *pool, bool on);
@@ -163,12 +164,12 @@ void mempool__free_locked(mempool *pool, const uint32_t *indices, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++)
-        mempool__checked_ring_add(pool, indices[i]);
+        ring_add(pool, indices[i]);
 }
 
 uint32_t mempool__take_free_locked(mempool *pool)
 {
-    return pool->checked ? mempool__checked_ring_take(pool) : stack_pop(&pool->stack, NULL);
+    return pool->checked ? ring_take(pool) : stack_pop(&pool->stack, NULL);
 }
 
 void mempool__give_locked(mempool *pool, const uint32_t *indices, size_t n,

@@ -124,6 +124,16 @@ void mempool__registry_remove(mempool *pool)
     pthread_mutex_unlock(&registry.lock);
 }
 
+/* Frees a cache and the magazines it holds. */
+void mempool__cache_free(struct cache *c)
+{
+    if (c->size) {
+        mempool__magazine_free(c->loaded, c->size);
+        mempool__magazine_free(c->previous, c->size);
+    }
+    mempool__os_free(c, sizeof *c, CACHE_LINE);
+}
+
 /* The calling thread's directory entry for a slot, its page allocated on
  * first use (filled with the sentinel); NULL when out of memory. */
 struct cache **mempool__dir_entry(uint32_t dir, uint32_t page)
