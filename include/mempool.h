@@ -24,11 +24,13 @@
  *   - The pool never writes into a block it holds: bookkeeping lives in side
  *     arrays, so a block keeps its contents between put and get, and a buffer
  *     overflow in the caller cannot corrupt the free list.
- *   - Per-thread caches: each thread keeps a small magazine of free blocks per
- *     pool, so most gets and puts do no atomic read-modify-write, take no lock
- *     and make no system call. Cached blocks are never stranded: a get that
- *     would wait or fail first takes blocks parked in other threads' caches
- *     (including idle ones), and while a get waits, puts go to the waiter.
+ *   - Per-thread caches: each thread keeps two magazines of free blocks per
+ *     pool (cache_size / 2 each), so most gets and puts do no atomic
+ *     read-modify-write, take no lock and make no system call; a thread whose
+ *     magazines run empty or full trades a whole one with the pool's depot.
+ *     Cached blocks are never stranded: a get that would wait or fail first
+ *     takes blocks parked in other threads' caches (including idle ones) and
+ *     in the depot, and while a get waits, puts go to the waiter.
  *     Automatic size (cache_size 0): capacity / 16, at most 256, none below
  *     64 blocks; an explicit size is clamped to capacity / 4 and 4096.
  *     A thread's caches return to their pools when it exits (thread-exit
