@@ -227,11 +227,12 @@ static inline void mag_pop(struct cache *c, uint32_t count, uint32_t *out, size_
 static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, bool mark,
                             struct cache *c, uint32_t count, const uint32_t *indices, size_t n)
 {
+    _Atomic uint32_t *slot = c->loaded + count;
     for (size_t i = 0; i < n; i++) {
         if (mark)
             atomic_store_explicit(entry_at(entries, mask, indices[i]), ENTRY_FREE | ENTRY_CACHED,
                                   memory_order_relaxed);
-        atomic_store_explicit(&c->loaded[count + i], indices[i], memory_order_relaxed);
+        atomic_store_explicit(slot + i, indices[i], memory_order_relaxed);
     }
     atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
 }
@@ -264,9 +265,9 @@ static inline enum hit cache_hit_get(mempool *pool, struct cache *c, void **bloc
     uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     bool hit = likely(!cache_unusual(c)) && likely(n <= count);
     if (likely(hit)) {
+        _Atomic uint32_t *top = c->loaded + count - 1;
         for (size_t i = 0; i < n; i++) {
-            uint32_t index =
-                atomic_load_explicit(&c->loaded[count - 1 - i], memory_order_relaxed);
+            uint32_t index = atomic_load_explicit(top - i, memory_order_relaxed);
             atomic_store_explicit(entry_at(entries, mask, index), 0, memory_order_relaxed);
             blocks[i] = likely(base)
                 ? base + (size_t)index * stride
