@@ -64,6 +64,17 @@ extern _Atomic long mempool__fault_barrier_failures;
  * the parent, which do not exist in the child, may have left held. */
 MEMPOOL_INTERNAL void mempool__os_fork_child(void);
 
+/* Thread exit: mempool__os_exit_hook registers, once per process, the
+ * function that runs when a thread that armed the hook exits (false when
+ * the OS gives none: threads then keep their caches until destroy);
+ * mempool__os_exit_arm makes it run for the calling thread. */
+MEMPOOL_INTERNAL bool mempool__os_exit_hook(void (*at_exit)(void));
+MEMPOOL_INTERNAL void mempool__os_exit_arm(void);
+
+/* Runs the three functions around fork(), as pthread_atfork does. */
+MEMPOOL_INTERNAL void mempool__os_atfork(void (*prepare)(void), void (*parent)(void),
+                                         void (*child)(void));
+
 /* Zero-filled memory aligned to `alignment` (a power of two), NULL on failure.
  * Large regions are reserved from the OS and committed by first touch. */
 MEMPOOL_INTERNAL void *mempool__os_alloc(size_t size, size_t alignment);

@@ -35,11 +35,10 @@ static struct {
     uint32_t next_slot; /* slot 0 is never given out */
     uint32_t *free_slots;
     uint32_t free_count, free_capacity;
-    pthread_key_t exit_key;
-    bool key_ready;
-} registry = { PTHREAD_MUTEX_INITIALIZER, 1, 1, NULL, 0, 0, 0, false };
+    bool hook_ready; /* the OS runs cache_thread_exit at thread exit */
+} registry = { PTHREAD_MUTEX_INITIALIZER, 1, 1, NULL, 0, 0, false };
 
-static void cache_thread_exit(void *table);
+static void cache_thread_exit(void);
 
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
@@ -62,7 +61,7 @@ static void fork_child(void)
 
 static void registry_init(void)
 {
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    mempool__os_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Gives the pool its id and a slot (0: none, so every thread runs without
@@ -75,9 +74,9 @@ void mempool__registry_add(mempool *pool)
     pthread_mutex_lock(&registry.lock);
     pool->id = registry.next_id++;
     pool->cache_slot = 0;
-    if (!registry.key_ready)
-        registry.key_ready = pthread_key_create(&registry.exit_key, cache_thread_exit) == 0;
-    if (registry.key_ready) {
+    if (!registry.hook_ready)
+        registry.hook_ready = mempool__os_exit_hook(cache_thread_exit);
+    if (registry.hook_ready) {
         if (registry.free_count)
             pool->cache_slot = registry.free_slots[--registry.free_count];
         else if (registry.next_slot < CACHE_DIR * CACHE_PAGE)
@@ -145,8 +144,7 @@ struct cache **mempool__dir_entry(uint32_t dir, uint32_t page)
             return NULL;
         memcpy(p, mempool__sentinel_page, sizeof mempool__sentinel_page);
         mempool__cache_dir[dir] = p;
-        /* Any non-NULL value makes the destructor run at thread exit. */
-        pthread_setspecific(registry.exit_key, mempool__cache_dir);
+        mempool__os_exit_arm();
     }
     return &p[page];
 }
@@ -181,9 +179,8 @@ static void cache_retire(mempool *pool, struct cache *c)
 }
 
 /* Returns each cached block to its pool when a thread exits. */
-static void cache_thread_exit(void *arg)
+static void cache_thread_exit(void)
 {
-    (void)arg;
     for (uint32_t d = 0; d < CACHE_DIR; d++) {
         struct cache **page = mempool__cache_dir[d];
         if (page == mempool__sentinel_page)

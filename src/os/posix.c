@@ -113,6 +113,32 @@ void mempool__os_free(void *p, size_t size, size_t alignment)
         free(p);
 }
 
+static pthread_key_t exit_key;
+static void (*exit_fn)(void);
+
+static void exit_trampoline(void *ignored)
+{
+    (void)ignored;
+    exit_fn();
+}
+
+bool mempool__os_exit_hook(void (*at_exit)(void))
+{
+    exit_fn = at_exit;
+    return pthread_key_create(&exit_key, exit_trampoline) == 0;
+}
+
+void mempool__os_exit_arm(void)
+{
+    /* Any non-NULL value makes the destructor run at thread exit. */
+    pthread_setspecific(exit_key, &exit_key);
+}
+
+void mempool__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    pthread_atfork(prepare, parent, child);
+}
+
 int mempool__os_cancel_off(void)
 {
     int old = PTHREAD_CANCEL_ENABLE;
