@@ -191,18 +191,28 @@ static void spill_locked(mempool *pool, struct cache *c)
     atomic_store_explicit(&c->prev_count, 0, memory_order_relaxed);
 }
 
+/* The lock-free part of a full get (into out) or put (of indices): the two
+ * magazines inside a busy section, on the pool's protocol, ordered or not.
+ * True when they served the call; a steal request seen at the end is
+ * honoured. */
+static bool mags_lock_free(mempool *pool, struct cache *c, uint32_t *out,
+                           const uint32_t *indices, size_t n)
+{
+    bool ordered = cache_ordered(pool);
+    cache_enter(c, ordered);
+    bool done = !(cache_unusual(c) & CACHE_ARMED) &&
+                (out ? mags_take(c, out, n) : mags_give(pool, c, indices, n));
+    cache_idle(c, ordered);
+    if (done && (cache_unusual(c) & CACHE_ARMED))
+        mempool__cache_honour(pool, c);
+    return done;
+}
+
 enum served mempool__cache_get(mempool *pool, struct cache *c, uint32_t *out, size_t n)
 {
     DEBUG_ASSERT(c->size && n <= c->size);
-    bool ordered = cache_ordered(pool);
-    cache_enter(c, ordered);
-    bool done = !(cache_unusual(c) & CACHE_ARMED) && mags_take(c, out, n);
-    cache_idle(c, ordered);
-    if (done) {
-        if (cache_unusual(c) & CACHE_ARMED)
-            mempool__cache_honour(pool, c);
+    if (mags_lock_free(pool, c, out, NULL, n))
         return SERVED_CACHE;
-    }
     struct wakeups wk = { .n = 0 };
     enum served served = SERVED_NOT;
     pthread_mutex_lock(&pool->lock);
@@ -221,15 +231,8 @@ enum served mempool__cache_put(mempool *pool, struct cache *c, const uint32_t *i
                                size_t n)
 {
     DEBUG_ASSERT(c->size && n <= c->size);
-    bool ordered = cache_ordered(pool);
-    cache_enter(c, ordered);
-    bool done = !(cache_unusual(c) & CACHE_ARMED) && mags_give(pool, c, indices, n);
-    cache_idle(c, ordered);
-    if (done) {
-        if (cache_unusual(c) & CACHE_ARMED)
-            mempool__cache_honour(pool, c);
+    if (mags_lock_free(pool, c, NULL, indices, n))
         return SERVED_CACHE;
-    }
     struct wakeups wk = { .n = 0 };
     pthread_mutex_lock(&pool->lock);
     if (pool->caches_armed) {

@@ -261,8 +261,10 @@ mempool *mempool_create(const mempool_config *config)
         pool->cache_marks |= CACHE_ORDERED;
     /* The put hit path validates power-of-two strides itself (getput.c),
      * for pools whose puts it can serve. */
-    if (pool->base && !pool->stride_inverse && pool->cache_size && !pool->track)
-        pool->hit_limit = pool->capacity;
+    if (pool->base && !pool->stride_inverse)
+        pool->valid_limit = pool->capacity;
+    if (pool->cache_size && !pool->track)
+        pool->hit_limit = pool->valid_limit;
     mempool__registry_add(pool);
     return pool;
 }

@@ -38,7 +38,7 @@ static size_t shared_free(const mempool *pool, size_t stacked)
  * are read at different moments, so a block moving between them (a bulk
  * waiter taking stacked blocks) can count twice: clamp instead of letting
  * the subtraction wrap. */
-static void note_out(mempool *pool, size_t stacked)
+static inline void note_out(mempool *pool, size_t stacked)
 {
     size_t free_now = shared_free(pool, stacked);
     stats_note_out(pool, free_now < pool->capacity ? pool->capacity - free_now : 0);
@@ -328,7 +328,7 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
     uint32_t indices[CHUNK]; /* the first chunk's, kept for the move below */
     _Atomic uint64_t *entries = pool->stack.entries;
     uint32_t mask = pool->stack.mask;
-    uint64_t limit = pool->hit_limit;
+    uint64_t limit = pool->valid_limit;
     uintptr_t base = (uintptr_t)pool->base;
     unsigned shift = pool->stride_shift & 63;
     for (size_t i = 0; i < n; i++) {

@@ -124,9 +124,12 @@ struct mempool {
     uint32_t cache_dir;     /* cache_slot / CACHE_PAGE and % CACHE_PAGE (cache.h) */
     uint32_t cache_page;
     uint32_t cache_size;    /* blocks per thread cache (two magazines); 0: none */
-    /* The put hit path's validation: a block's offset from base, rotated
-     * right by stride_shift, is its index when below hit_limit (capacity
-     * for a power-of-two stride, else 0: the full path validates). */
+    /* Validation by rotation: a block's offset from base, rotated right by
+     * stride_shift, is its index when below valid_limit (capacity for an
+     * arena with a power-of-two stride, else 0: block_lookup decides).
+     * hit_limit is the same for the pools whose single puts the hit path
+     * serves, 0 for the others. */
+    uint64_t valid_limit;
     uint64_t hit_limit;
     /* Ordered atomics instead of the heavy barrier: set at creation where
      * the OS grants no barrier, and for good when one fails later (cache.h). */
