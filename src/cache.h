@@ -168,19 +168,6 @@ MEMPOOL_INTERNAL enum served mempool__cache_put(mempool *pool, struct cache *c,
                                                 const uint32_t *indices, size_t n);
 MEMPOOL_INTERNAL void mempool__cache_honour(mempool *pool, struct cache *c);
 
-/* Counts n events of one kind for the calling thread: a plain increment of
- * its own counter (readers sum them under the pool lock), or a shared atomic
- * for a thread that has no cache. */
-static inline void stats_add(mempool *pool, struct cache *c, enum stat which, uint64_t n)
-{
-    if (likely(c && c != &mempool__sentinel))
-        atomic_store_explicit(&c->stats[which],
-                              atomic_load_explicit(&c->stats[which], memory_order_relaxed) + n,
-                              memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(&pool->retired[which], n, memory_order_relaxed);
-}
-
 static inline bool cache_ordered(const mempool *pool)
 {
     return atomic_load_explicit(&pool->cache_ordered, memory_order_relaxed);
@@ -237,12 +224,32 @@ static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, bool mark,
     atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
 }
 
-/* The owner's own counter: a plain increment (readers sum under the lock). */
+/* The owner's own counter: a plain increment (readers sum under the lock).
+ * Only the owner writes it, so no read-modify-write is needed; on x86-64
+ * the increment is one unlocked add to memory (an aligned 8-byte access is
+ * single-copy atomic there, so a reader's relaxed load sees a whole value),
+ * where the C11 form costs a load, an add and a store. ThreadSanitizer
+ * builds keep the C11 form, which it can see. */
 static inline void stats_own_add(struct cache *c, enum stat which, uint64_t n)
 {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MEMPOOL_TSAN)
+    __asm__("addq %1, %0" : "+m"(*(uint64_t *)&c->stats[which]) : "er"(n));
+#else
     atomic_store_explicit(&c->stats[which],
                           atomic_load_explicit(&c->stats[which], memory_order_relaxed) + n,
                           memory_order_relaxed);
+#endif
+}
+
+/* Counts n events of one kind for the calling thread: a plain increment of
+ * its own counter (readers sum them under the pool lock), or a shared atomic
+ * for a thread that has no cache. */
+static inline void stats_add(mempool *pool, struct cache *c, enum stat which, uint64_t n)
+{
+    if (likely(c && c != &mempool__sentinel))
+        stats_own_add(c, which, n);
+    else
+        atomic_fetch_add_explicit(&pool->retired[which], n, memory_order_relaxed);
 }
 
 /* What a hit-path operation did. HIT_HONOUR: it was served, but the cache
@@ -281,19 +288,65 @@ static inline enum hit cache_hit_get(mempool *pool, struct cache *c, void **bloc
     return unlikely(cache_unusual(c) & CACHE_ARMED) ? HIT_HONOUR : HIT_DONE;
 }
 
-/* The hit path of a put of n validated blocks: HIT_MISS when the loaded
- * magazine lacks room or anything is unusual. The caller passes the side
- * array's address and mask, which it read to validate the blocks, so that
- * nothing is read again after the compiler barrier of cache_enter; mark is
- * false when the caller marked the blocks free already. */
-static inline enum hit cache_hit_put(_Atomic uint64_t *entries, uint32_t mask, bool mark,
-                                     struct cache *c, const uint32_t *indices, size_t n)
+/* The index of a block of a power-of-two-stride arena, or a value of
+ * hit_limit or more for anything else: the offset rotated right by the
+ * stride's log, so that a misaligned offset lands in the top bits and a
+ * pointer below the arena wraps to a huge value. */
+static inline uint64_t hit_index(uintptr_t base, unsigned shift, const void *block)
+{
+    uint64_t offset = (uint64_t)((uintptr_t)block - base);
+    return offset >> shift | offset << ((64 - shift) & 63);
+}
+
+/* The hit path of a put of n blocks, single and bulk alike, straight from
+ * the caller's array: one pass validates each block (the rotation above,
+ * then its entry must not read free) and pushes it, inside the busy
+ * section, so that the index is computed once and never copied. HIT_MISS,
+ * with every entry as it was, when the loaded magazine lacks room, anything
+ * is unusual or any block fails the quick check (a bad one, one of an
+ * arena the rotation cannot index, or one that appears twice): the caller's
+ * full path then validates again and reports the first bad block. The
+ * entries this call marked belong to blocks the caller still owns and that
+ * no magazine count covers yet, so undoing them races with nobody.
+ * `rotated`, when not NULL, holds the rotations the caller computed and
+ * checked against hit_limit already (a single put does that first, so that
+ * a pool the hit path cannot serve skips the cache entirely). */
+static ALWAYS_INLINE enum hit cache_hit_put(mempool *pool, struct cache *c,
+                                            void *const *blocks, size_t n, const uint64_t *rotated)
 {
     cache_enter(c, CACHE_HIT_ORDERED);
     uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
     bool hit = likely(!cache_unusual(c)) && likely(n <= c->size - count);
-    if (likely(hit))
-        mag_push(entries, mask, mark, c, count, indices, n);
+    if (likely(hit)) {
+        /* Read after the compiler barrier of cache_enter, where they are
+         * needed: fewer registers live across it. */
+        _Atomic uint64_t *entries = pool->stack.entries;
+        uint32_t mask = pool->stack.mask;
+        uint64_t limit = pool->hit_limit;
+        uintptr_t base = (uintptr_t)pool->base;
+        unsigned shift = pool->stride_shift & 63;
+        _Atomic uint32_t *slot = c->loaded + count;
+        size_t i = 0;
+        for (; i < n; i++) {
+            uint64_t wide = rotated ? rotated[i] : hit_index(base, shift, blocks[i]);
+            if (!rotated && unlikely(wide >= limit))
+                break;
+            _Atomic uint64_t *entry = entry_at(entries, mask, (uint32_t)wide);
+            if (unlikely(atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE))
+                break;
+            atomic_store_explicit(entry, ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
+            atomic_store_explicit(slot + i, (uint32_t)wide, memory_order_relaxed);
+        }
+        if (likely(i == n)) {
+            atomic_store_explicit(&c->count, count + (uint32_t)n, memory_order_relaxed);
+        } else {
+            hit = false;
+            while (i--)
+                atomic_store_explicit(
+                    entry_at(entries, mask, atomic_load_explicit(slot + i, memory_order_relaxed)),
+                    0, memory_order_relaxed);
+        }
+    }
     cache_idle(c, CACHE_HIT_ORDERED);
     if (unlikely(!hit))
         return HIT_MISS;

@@ -259,7 +259,7 @@ mempool *mempool_create(const mempool_config *config)
      * cache operation on the full path, with exchanges (cache.h). */
     if (!CACHE_HIT_ORDERED && atomic_load_explicit(&pool->cache_ordered, memory_order_relaxed))
         pool->cache_marks |= CACHE_ORDERED;
-    /* The put hit path validates power-of-two strides itself (getput.c),
+    /* The put hit path validates power-of-two strides itself (cache.h),
      * for pools whose puts it can serve. */
     if (pool->base && !pool->stride_inverse)
         pool->valid_limit = pool->capacity;

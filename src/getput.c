@@ -72,18 +72,19 @@ static void honour_if_armed(mempool *pool)
         mempool__cache_honour(pool, cache);
 }
 
-/* Everything but a cache hit: errors, attaching a cache, swapping
- * magazines, the depot, the shared stack and sleeping. Kept out of line so
+/* Everything but a cache hit for a get of one block (single, or a bulk
+ * call of one): errors (in *err), attaching a cache, swapping magazines,
+ * the depot, the shared stack and sleeping. Kept out of line (get_miss) so
  * that the hit path stays a leaf with nothing to save. */
-static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
+static ALWAYS_INLINE void *get_slow_one(mempool *pool, int64_t timeout_ns, int *err)
 {
     if (unlikely(!pool)) {
-        errno = EINVAL;
+        *err = EINVAL;
         return NULL;
     }
     if (unlikely(pool_closed(pool))) {
         honour_if_armed(pool);
-        errno = ECANCELED;
+        *err = ECANCELED;
         return NULL;
     }
     struct cache *cache = thread_state(pool);
@@ -102,18 +103,16 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
          * close too. Give it back; every later get fails. */
         if (!stack_push_many(&pool->stack, &index, 1, false))
             mempool__put_slow(pool, &index, 1);
-        errno = ECANCELED;
+        *err = ECANCELED;
         return NULL;
     }
     if (index != STACK_NIL) {
         stack_mark_out(&pool->stack, index);
         block = block_at(pool, index);
     } else {
-        int err = mempool__get_slow(pool, &block, 1, timeout_ns);
-        if (err) {
-            errno = err;
+        *err = mempool__get_slow(pool, &block, 1, timeout_ns);
+        if (*err)
             return NULL;
-        }
         left = stack_depth(&pool->stack);
     }
     if (served != SERVED_CACHE) {
@@ -121,6 +120,15 @@ static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
         note_out(pool, left);
     }
     handed_out(pool, block);
+    return block;
+}
+
+static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
+{
+    int err;
+    void *block = get_slow_one(pool, timeout_ns, &err);
+    if (!block)
+        errno = err;
     return block;
 }
 
@@ -206,37 +214,47 @@ static NOINLINE int put_honour(mempool *pool, struct cache *cache)
     return 0;
 }
 
-/* The index of a block of a power-of-two-stride arena, or a value of
- * hit_limit or more for anything else: the offset rotated right by the
- * stride's log, so that a misaligned offset lands in the top bits. */
-static inline uint64_t hit_index(uintptr_t base, unsigned shift, const void *block)
-{
-    uint64_t offset = (uint64_t)((uintptr_t)block - base);
-    return offset >> shift | offset << ((64 - shift) & 63);
-}
-
 int mempool_put(mempool *pool, void *block)
 {
-    if (likely(pool)) {
-        uint64_t wide = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block);
-        uint32_t index = (uint32_t)wide;
-        _Atomic uint64_t *entries = pool->stack.entries;
-        uint32_t mask = pool->stack.mask;
-        if (likely(wide < pool->hit_limit) &&
-            likely(!(atomic_load_explicit(entry_at(entries, mask, index), memory_order_relaxed) &
-                     ENTRY_FREE))) {
-            struct cache *cache = cache_lookup(pool);
-            enum hit hit = cache_hit_put(entries, mask, true, cache, &index, 1);
-            if (likely(hit == HIT_DONE))
-                return 0;
-            if (hit == HIT_HONOUR)
-                return put_honour(pool, cache);
-        }
+    /* The rotation first: a pool whose puts the hit path cannot serve (no
+     * cache, tools) fails it at once and skips the cache entirely. */
+    uint64_t rotated;
+    if (likely(pool) &&
+        likely((rotated = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block)) <
+               pool->hit_limit)) {
+        struct cache *cache = cache_lookup(pool);
+        enum hit hit = cache_hit_put(pool, cache, &block, 1, &rotated);
+        if (likely(hit == HIT_DONE))
+            return 0;
+        if (hit == HIT_HONOUR)
+            return put_honour(pool, cache);
     }
     return put_miss(pool, block);
 }
 
-/* Everything but a cache hit for a bulk get of n blocks. */
+/* Hands n blocks the caller took, still unseen by anyone, back to the
+ * shared stack (to the oldest waiter while gets wait). */
+static void give_back(mempool *pool, void *const *blocks, size_t n)
+{
+    const char *what;
+    uint32_t indices[CHUNK];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        for (size_t i = 0; i < k; i++)
+            indices[i] = block_lookup(pool, blocks[done + i], &what);
+        if (!stack_push_many(&pool->stack, indices, k, false))
+            mempool__put_slow(pool, indices, k);
+        done += k;
+    }
+}
+
+/* Everything but a cache hit for a bulk get of n blocks. The blocks come a
+ * step at a time (a chunk, or a magazine when that is smaller) through the
+ * full cache operation, or from the shared stack with one CAS per step, so
+ * that a get larger than a magazine still trades whole magazines with the
+ * depot. All or nothing: when a step finds too few without sleeping, the
+ * blocks taken so far go back and the locked path (wait.c) serves the whole
+ * call, in its FIFO turn. */
 static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
 {
     if (!pool)
@@ -245,42 +263,55 @@ static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_
         return 0;
     if (!blocks || n > pool->capacity)
         return EINVAL;
+    if (n == 1) {
+        int err;
+        void *block = get_slow_one(pool, timeout_ns, &err);
+        if (!block)
+            return err;
+        blocks[0] = block;
+        return 0;
+    }
     if (pool_closed(pool)) {
         honour_if_armed(pool);
         return ECANCELED;
     }
-    /* A bulk call of up to one chunk that fits a magazine is served through
-     * the cache; a larger one is already a batch and goes to the shared
-     * stack with one CAS. Both bounds matter: the indices land in a
-     * chunk-sized buffer, and magazines hold up to 2048 blocks. */
-    uint32_t indices[CHUNK];
     struct cache *cache = thread_state(pool);
-    enum served served = cache && n <= CHUNK && n <= cache->size
-        ? mempool__cache_get(pool, cache, indices, n) : SERVED_NOT;
-    int err = 0;
-    bool taken = served != SERVED_NOT ||
-                 (n <= CHUNK && stack_pop_many(&pool->stack, indices, n, true));
-    if (taken && unlikely(pool_closed(pool))) {
+    bool cached = cache && cache->size;
+    size_t step = cached && cache->size < CHUNK ? cache->size : CHUNK;
+    size_t got = 0, missed = 0;
+    while (got < n) {
+        uint32_t indices[CHUNK];
+        size_t k = n - got < step ? n - got : step;
+        enum served served = cached ? mempool__cache_get(pool, cache, indices, k) : SERVED_NOT;
+        if (served == SERVED_NOT && !stack_pop_many(&pool->stack, indices, k, true))
+            break;
+        if (served != SERVED_CACHE)
+            missed += k;
+        for (size_t i = 0; i < k; i++) {
+            stack_mark_out(&pool->stack, indices[i]);
+            blocks[got + i] = block_at(pool, indices[i]);
+        }
+        got += k;
+    }
+    if (got && unlikely(pool_closed(pool))) {
         /* As in get_miss: closed meanwhile, so give the blocks back. */
-        if (!stack_push_many(&pool->stack, indices, n, false))
-            mempool__put_slow(pool, indices, n);
+        give_back(pool, blocks, got);
         return ECANCELED;
     }
-    if (taken) {
-        for (size_t i = 0; i < n; i++) {
-            stack_mark_out(&pool->stack, indices[i]);
-            blocks[i] = block_at(pool, indices[i]);
-        }
-    } else {
-        err = mempool__get_slow(pool, blocks, n, timeout_ns);
+    if (got < n) {
+        give_back(pool, blocks, got);
+        int err = mempool__get_slow(pool, blocks, n, timeout_ns);
+        if (err)
+            return err;
+        missed = n;
     }
-    for (size_t i = 0; !err && i < n; i++)
+    for (size_t i = 0; i < n; i++)
         handed_out(pool, blocks[i]);
-    if (!err && served != SERVED_CACHE) {
-        stats_add(pool, cache, STAT_MISSES, n);
+    if (missed) {
+        stats_add(pool, cache, STAT_MISSES, missed);
         note_out(pool, stack_depth(&pool->stack));
     }
-    return err;
+    return 0;
 }
 
 int mempool_get_bulk(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
@@ -306,7 +337,10 @@ static void put_bulk_unmark(mempool *pool, void *const *blocks, size_t from, siz
         stack_mark_out(&pool->stack, block_lookup(pool, blocks[i], &what));
 }
 
-int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
+/* The full path of a bulk put: validates every block (in order, so that
+ * the first bad one is the one reported), then moves them a chunk at a time
+ * through the full cache operation or onto the shared stack. */
+static NOINLINE int put_bulk_miss(mempool *pool, void *const *blocks, size_t n)
 {
     if (!pool)
         return EINVAL;
@@ -316,14 +350,15 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         mempool__put_refused(pool, "null", NULL);
         return EINVAL;
     }
+    if (n == 1)
+        return put_miss(pool, blocks[0]);
     if (pool->ops)
         return pool->ops->put_bulk(pool, blocks, n);
-    /* One pass, in order, so that the first bad element is the one reported.
-     * Each accepted block's entry is set to FREE | CACHED at once, the state
-     * it has in a magazine, so that the cache need not write it again. A
-     * block that reads free is a repeated put, or appears twice in the array:
-     * only then is the array searched, to tell the two apart. Nobody else
-     * touches these entries: the caller owns the blocks. */
+    /* Each accepted block's entry is set to FREE | CACHED at once, the state
+     * it has in a magazine. A block that reads free is a repeated put, or
+     * appears twice in the array: only then is the array searched, to tell
+     * the two apart. Nobody else touches these entries: the caller owns the
+     * blocks. */
     const char *what = NULL;
     uint32_t indices[CHUNK]; /* the first chunk's, kept for the move below */
     _Atomic uint64_t *entries = pool->stack.entries;
@@ -353,20 +388,16 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
         mempool__put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
-    struct cache *cache = cache_lookup(pool);
     for (size_t done = 0; done < n;) {
         size_t k = n - done < CHUNK ? n - done : CHUNK;
-        for (size_t i = 0; done && i < k; i++)
-            indices[i] = block_lookup(pool, blocks[done + i], &what);
-        enum hit hit = cache_hit_put(NULL, 0, false, cache, indices, k);
-        if (likely(hit != HIT_MISS)) {
-            if (unlikely(hit == HIT_HONOUR))
-                mempool__cache_honour(pool, cache);
-            done += k;
-            continue;
+        for (size_t i = 0; done && i < k; i++) {
+            uint64_t wide = hit_index(base, shift, blocks[done + i]);
+            indices[i] = likely(wide < limit) ? (uint32_t)wide
+                                              : block_lookup(pool, blocks[done + i], &what);
         }
-        for (size_t i = 0; i < k; i++)
-            track_free(pool, blocks[done + i]);
+        if (unlikely(pool->track))
+            for (size_t i = 0; i < k; i++)
+                track_free(pool, blocks[done + i]);
         struct cache *own = thread_state(pool);
         if (own && own->size && k <= own->size) {
             mempool__cache_put(pool, own, indices, k);
@@ -375,8 +406,20 @@ int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
             mempool__put_slow(pool, indices, k);
         }
         stats_add(pool, own, STAT_PUTS, k);
-        cache = cache_lookup(pool);
         done += k;
     }
     return 0;
+}
+
+int mempool_put_bulk(mempool *pool, void *const *blocks, size_t n)
+{
+    if (likely(pool && blocks)) {
+        struct cache *cache = cache_lookup(pool);
+        enum hit hit = cache_hit_put(pool, cache, blocks, n, NULL);
+        if (likely(hit == HIT_DONE))
+            return 0;
+        if (hit == HIT_HONOUR)
+            return put_honour(pool, cache);
+    }
+    return put_bulk_miss(pool, blocks, n);
 }

@@ -20,10 +20,12 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define likely(x) (x)
 #define unlikely(x) (x)
 #define NOINLINE
+#define ALWAYS_INLINE inline
 #endif
 
 /* MEMPOOL_DEBUG builds check the invariants that the comments state (those
@@ -127,8 +129,8 @@ struct mempool {
     /* Validation by rotation: a block's offset from base, rotated right by
      * stride_shift, is its index when below valid_limit (capacity for an
      * arena with a power-of-two stride, else 0: block_lookup decides).
-     * hit_limit is the same for the pools whose single puts the hit path
-     * serves, 0 for the others. */
+     * hit_limit is the same for the pools whose puts the hit path serves
+     * (cached, untracked), 0 for the others. */
     uint64_t valid_limit;
     uint64_t hit_limit;
     /* Ordered atomics instead of the heavy barrier: set at creation where

@@ -13,7 +13,14 @@
  *   than slots (the rest run uncached). Catches a lookup into a wrong page,
  *   a stale cache serving a new pool, and a crash past the last slot.
  * - churn: threads that exit with full magazines, one after another.
- *   Catches blocks or magazines lost at thread exit. */
+ *   Catches blocks or magazines lost at thread exit.
+ * - refusals: a bulk put with one bad block at every position, for every
+ *   size up to a magazine and one more, on cached pools. Catches a hit path
+ *   that publishes part of a refused call, or leaves an earlier block of it
+ *   marked free (it could then never be put again).
+ * - large: bulk gets and puts past the chunk and past both magazines, and
+ *   a get of more than is free that must take nothing. Catches a stepwise
+ *   get that keeps part of a failed call, or loses or repeats a step. */
 #include "check.h"
 
 /* One owner per block: a get claims its slot, a put releases it. */
@@ -275,9 +282,155 @@ static void test_churn(void)
     mempool_destroy(pool);
 }
 
+struct refusal {
+    const char *what;
+    const void *block;
+    int calls;
+};
+
+static void on_refusal(const char *what, const void *block, void *arg)
+{
+    struct refusal *r = arg;
+    r->what = what;
+    r->block = block;
+    r->calls++;
+}
+
+/* Every kind of bad block, at every position of a call of every size up to
+ * a magazine and one more: refused with EINVAL and the first bad block
+ * reported, nothing put, and every good block still out (each can be put
+ * once afterwards). */
+static void test_refusals(void)
+{
+    static const unsigned sizes[] = { 4, 8, 64, 128 };
+    enum { CAPACITY = 512, KINDS = 4 };
+    static const char *const expected[KINDS] = { "foreign", "interior", "repeated",
+                                                 "repeated-in-array" };
+    void *held[CAPACITY];
+    void *call[CAPACITY];
+    int on_stack;
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        struct refusal r = { 0 };
+        mempool_config config = { .capacity = CAPACITY, .block_size = 64,
+                                  .cache_size = sizes[s], .on_misuse = on_refusal,
+                                  .arg = &r };
+        mempool *pool = mempool_create(&config);
+        REQUIRE(pool);
+        size_t m = sizes[s] / 2;
+        size_t top = m + 1 > 70 ? 70 : m + 1;
+        for (size_t n = 1; n <= top; n++) {
+            for (size_t bad = 0; bad < n; bad++) {
+                for (int kind = 0; kind < KINDS; kind++) {
+                    if (kind == 3 && bad == 0)
+                        continue; /* no earlier block to repeat */
+                    size_t good = n - 1;
+                    CHECK_EQ(mempool_get_bulk(pool, held, good, 0), 0);
+                    /* A block known to be free: taken and put back. */
+                    void *spare = mempool_try_get(pool);
+                    REQUIRE(spare);
+                    CHECK_EQ(mempool_put(pool, spare), 0);
+                    /* Empty magazines: a call of up to a magazine fits,
+                     * so the hit path is the one that refuses it. */
+                    mempool_flush(pool);
+                    size_t avail = mempool_available(pool);
+                    for (size_t i = 0, g = 0; i < n; i++)
+                        call[i] = i == bad ? NULL : held[g++];
+                    const void *bad_block = kind == 0 ? (const void *)&on_stack
+                                          : kind == 1 ? (const void *)((char *)spare + 1)
+                                          : kind == 2 ? spare
+                                                      : call[bad - 1];
+                    call[bad] = (void *)bad_block;
+                    r.calls = 0;
+                    CHECK_EQ(mempool_put_bulk(pool, call, n), EINVAL);
+                    CHECK_EQ(r.calls, 1);
+                    CHECK(r.block == bad_block);
+                    CHECK(r.what && strcmp(r.what, expected[kind]) == 0);
+                    CHECK_EQ(mempool_available(pool), avail);
+                    /* Still out: all of them go back, once. */
+                    CHECK_EQ(mempool_put_bulk(pool, held, good), 0);
+                    CHECK_EQ(r.calls, 1);
+                }
+            }
+        }
+        CHECK_EQ(mempool_available(pool), CAPACITY);
+        check_get_all(pool, held);
+        CHECK(mempool_try_get(pool) == NULL);
+        CHECK_EQ(mempool_put_bulk(pool, held, CAPACITY), 0);
+        mempool_destroy(pool);
+    }
+}
+
+/* Bulk calls larger than a chunk and than both magazines, and a get of
+ * one more than is free, with the free blocks spread over the caller's
+ * magazines, the depot and the shared stack. */
+static void test_large(void)
+{
+    static const unsigned sizes[] = { 2, 8, 64, 128, 256, 4096 };
+    enum { CAPACITY = 1 << 13 };
+    void **held = malloc(CAPACITY * sizeof *held);
+    REQUIRE(held);
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        mempool_config config = { .capacity = CAPACITY, .block_size = 32,
+                                  .cache_size = sizes[s] };
+        struct owners o = { mempool_create(&config), calloc(CAPACITY, sizeof(atomic_int)) };
+        REQUIRE(o.pool && o.owner);
+        size_t m = sizes[s] / 2;
+        const size_t counts[] = { 65, 127, 128, 129, 255, 256, 257, 1000,
+                                  2 * m + 1, 4 * m + 3, CAPACITY };
+        for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+            size_t n = counts[c] > CAPACITY ? CAPACITY : counts[c];
+            CHECK_EQ(mempool_get_bulk(o.pool, held, n, 0), 0);
+            for (size_t i = 0; i < n; i++)
+                claim(&o, held[i], 1);
+            for (size_t i = 0; i < n; i++)
+                release(&o, held[i], 1);
+            CHECK_EQ(mempool_put_bulk(o.pool, held, n), 0);
+            CHECK_EQ(mempool_available(o.pool), CAPACITY);
+        }
+        /* Hold all but `left`; put some of those back one at a time (into
+         * the magazines and the depot), the rest in one call past a
+         * magazine (through the depot to the shared stack). */
+        const size_t lefts[] = { 1, m, m + 1, 2 * m + 1, 300 };
+        for (size_t l = 0; l < sizeof lefts / sizeof *lefts; l++) {
+            size_t left = lefts[l];
+            check_get_all(o.pool, held);
+            size_t singles = left / 2;
+            for (size_t i = 0; i < singles; i++)
+                CHECK_EQ(mempool_put(o.pool, held[CAPACITY - 1 - i]), 0);
+            CHECK_EQ(mempool_put_bulk(o.pool, held + CAPACITY - left, left - singles), 0);
+            CHECK_EQ(mempool_available(o.pool), left);
+            /* One more than is free: EAGAIN, and nothing taken. */
+            void **want = malloc((left + 1) * sizeof *want);
+            REQUIRE(want);
+            CHECK_EQ(mempool_get_bulk(o.pool, want, left + 1, 0), EAGAIN);
+            CHECK_EQ(mempool_available(o.pool), left);
+            /* Exactly what is free: every one of them, once. */
+            CHECK_EQ(mempool_get_bulk(o.pool, want, left, 0), 0);
+            for (size_t i = 0; i < CAPACITY - left; i++)
+                claim(&o, held[i], 1);
+            for (size_t i = 0; i < left; i++)
+                claim(&o, want[i], 1);
+            CHECK(mempool_try_get(o.pool) == NULL);
+            for (size_t i = 0; i < CAPACITY - left; i++)
+                release(&o, held[i], 1);
+            for (size_t i = 0; i < left; i++)
+                release(&o, want[i], 1);
+            CHECK_EQ(mempool_put_bulk(o.pool, want, left), 0);
+            CHECK_EQ(mempool_put_bulk(o.pool, held, CAPACITY - left), 0);
+            CHECK_EQ(mempool_available(o.pool), CAPACITY);
+            free(want);
+        }
+        free(o.owner);
+        mempool_destroy(o.pool);
+    }
+    free(held);
+}
+
 int main(void)
 {
     test_sweep();
+    test_refusals();
+    test_large();
     test_handoff();
     test_pools();
     test_churn();
