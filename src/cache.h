@@ -217,7 +217,7 @@ static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, bool mark,
     _Atomic uint32_t *slot = c->loaded + count;
     for (size_t i = 0; i < n; i++) {
         if (mark)
-            atomic_store_explicit(entry_at(entries, mask, indices[i]), ENTRY_FREE | ENTRY_CACHED,
+            atomic_store_explicit(entry_at(entries, mask, indices[i]), ENTRY_IN_CACHE,
                                   memory_order_relaxed);
         atomic_store_explicit(slot + i, indices[i], memory_order_relaxed);
     }
@@ -334,7 +334,7 @@ static ALWAYS_INLINE enum hit cache_hit_put(mempool *pool, struct cache *c,
             _Atomic uint64_t *entry = entry_at(entries, mask, (uint32_t)wide);
             if (unlikely(atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE))
                 break;
-            atomic_store_explicit(entry, ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
+            atomic_store_explicit(entry, ENTRY_IN_CACHE, memory_order_relaxed);
             atomic_store_explicit(slot + i, (uint32_t)wide, memory_order_relaxed);
         }
         if (likely(i == n)) {

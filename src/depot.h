@@ -4,7 +4,7 @@
  * A thread whose two magazines are both empty gives the depot an empty one
  * and takes a full one; a thread whose two are both full does the reverse.
  * Each exchange moves a pointer, whatever the magazine size. Full magazines
- * in the depot hold free blocks (their entries say FREE | CACHED), counted in
+ * in the depot hold free blocks (their entries say ENTRY_IN_CACHE), counted in
  * `rounds` so that lock-free readers of the free count see them.
  *
  * INVARIANTS (pool lock)

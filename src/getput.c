@@ -354,7 +354,7 @@ static NOINLINE int put_bulk_miss(mempool *pool, void *const *blocks, size_t n)
         return put_miss(pool, blocks[0]);
     if (pool->ops)
         return pool->ops->put_bulk(pool, blocks, n);
-    /* Each accepted block's entry is set to FREE | CACHED at once, the state
+    /* Each accepted block's entry is set to ENTRY_IN_CACHE at once, the state
      * it has in a magazine. A block that reads free is a repeated put, or
      * appears twice in the array: only then is the array searched, to tell
      * the two apart. Nobody else touches these entries: the caller owns the
@@ -374,7 +374,7 @@ static NOINLINE int put_bulk_miss(mempool *pool, void *const *blocks, size_t n)
         if (likely(wide < limit) || index != STACK_NIL) {
             _Atomic uint64_t *entry = entry_at(entries, mask, index);
             if (!(atomic_load_explicit(entry, memory_order_relaxed) & ENTRY_FREE)) {
-                atomic_store_explicit(entry, ENTRY_FREE | ENTRY_CACHED, memory_order_relaxed);
+                atomic_store_explicit(entry, ENTRY_IN_CACHE, memory_order_relaxed);
                 if (i < CHUNK)
                     indices[i] = index;
                 continue;

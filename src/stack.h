@@ -50,8 +50,12 @@
 
 #define ENTRY_DEPTH_SHIFT STACK_INDEX_BITS
 #define ENTRY_FREE ((uint64_t)1 << 63)
-/* Set beside FREE while the block sits in a per-thread cache. */
-#define ENTRY_CACHED ((uint64_t)1 << 62)
+/* The entry of a block in a magazine or on its way into one: FREE, and
+ * every other bit set too (next STACK_NIL, the largest depth), since only
+ * the stack reads next and depth, and only of its own blocks. All ones is
+ * what one sign-extended 32-bit immediate stores on x86-64, where FREE
+ * alone would take a 64-bit constant load first. */
+#define ENTRY_IN_CACHE UINT64_MAX
 /* Odd, from the golden ratio: consecutive indices land 2^k / 1.618 apart. */
 #define STACK_SPREAD 0x9E3779B1u
 
