@@ -4,7 +4,7 @@
  *
  * Waiting is futex-shaped: a thread sleeps on a 32-bit word while it holds an
  * expected value, and a waker changes the word before waking. Two backends
- * implement it: wait_futex.c (Linux futex, private) and wait_condvar.c
+ * implement it: linux.c (Linux futex, private) and condvar.c
  * (pthread mutex + condition variable on CLOCK_MONOTONIC, any POSIX system),
  * chosen at build time. Memory, the clock and cancellation come from posix.c. */
 #ifndef MEMPOOL_OS_H
