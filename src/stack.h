@@ -23,6 +23,33 @@
  *   one load of the top entry), bit 63 FREE. Only the block's owner writes
  *   its entry: the pusher before its release-CAS, the popper (now owner)
  *   after its CAS. Readers of a stale entry are always caught by the tag.
+ *
+ * THE BLOCK'S STATE, ALL OF IT
+ *   The entry is the block's whole state; every put reads FREE to refuse a
+ *   repeated put, and nothing else decides it.
+ *     OUT       0. The caller owns the block.
+ *     STACKED   FREE | depth | next (entry_make): in the shared stack.
+ *     CACHED    ENTRY_IN_CACHE (all ones): in a magazine, loaded or
+ *               previous, or in a full magazine in the depot.
+ *     RINGED    ENTRY_RINGED (ring.h): in a checked pool's FIFO ring.
+ *   Transitions, each by the one thread that owns the block at that moment:
+ *     OUT -> CACHED     a put that the hit path or the cache serves (cache.h,
+ *                       cache.c), before the magazine count covers it; a bulk
+ *                       put marks its blocks first and undoes the marks if it
+ *                       refuses the call (getput.c)
+ *     OUT -> STACKED    a put that goes to the shared stack (stack_push_many)
+ *     OUT -> RINGED     a checked put (checked.c: a CAS, so that two racing
+ *                       puts of one block are told apart)
+ *     CACHED -> OUT     a get from a magazine (cache_hit_get, or the full path)
+ *     CACHED -> STACKED a spill or a reclaim that pushes a magazine's rounds
+ *     STACKED -> OUT    a pop by a get, or by the locked path handing the
+ *                       block to a waiter (mempool__give_locked)
+ *     RINGED -> OUT     a checked get
+ *   A block handed to a waiter goes OUT in the hand-over, whatever it was.
+ *   A lazy pool's slots that were never made have no block and no state:
+ *   they are counted in `unmade`, not in the side array. Destroy reads no
+ *   entry. Only two unordered puts of one block (undefined, mempool.h) can
+ *   both read OUT and both move it.
  *   Entry i sits at slot (i * STACK_SPREAD) mod 2^k, a bijection since the
  *   multiplier is odd: neighbouring blocks land far apart, on different
  *   cache lines, so threads working on nearby blocks do not share a line,
