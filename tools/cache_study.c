@@ -268,11 +268,13 @@ static inline uint32_t shared_pop(struct pool *p)
     return p->shared_n ? p->shared[--p->shared_n] : NIL;
 }
 
+#if STUDY_RSEQ /* only design c pushes a whole slab */
 static void shared_push_n(struct pool *p, const uint32_t *v, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++)
         shared_push(p, v[k]);
 }
+#endif
 
 /* ------------------------------------------------------------------ */
 /* The busy/fence protocol of designs a and b. What differs between them is

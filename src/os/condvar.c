@@ -25,6 +25,8 @@ static struct bucket {
 
 static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
 
+#if !defined(MEMPOOL_NO_CONDATTR_SETCLOCK)
+/* The conditions time out on the monotonic clock, the deadlines' own. */
 static void bucket_cond_init(struct bucket *b)
 {
     pthread_condattr_t attr;
@@ -33,6 +35,33 @@ static void bucket_cond_init(struct bucket *b)
     pthread_cond_init(&b->cond, &attr);
     pthread_condattr_destroy(&attr);
 }
+
+static struct timespec cond_deadline(int64_t deadline)
+{
+    return (struct timespec){ (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
+}
+#else
+/* Without pthread_condattr_setclock, conditions time out on CLOCK_REALTIME:
+ * each timed wait turns the time left on the monotonic clock into a wall
+ * clock deadline, and the caller's monotonic deadline stays the judge (a
+ * wait that the wall clock ends early returns 0 and is waited again, see
+ * mempool__os_wait). A step of the wall clock backwards during a wait
+ * delays its timeout by the step; none makes it early. */
+static void bucket_cond_init(struct bucket *b)
+{
+    pthread_cond_init(&b->cond, NULL);
+}
+
+static struct timespec cond_deadline(int64_t deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t left = deadline - mempool__os_now();
+    int64_t wall = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    int64_t at = left > 0 && left > INT64_MAX - wall ? INT64_MAX : wall + (left > 0 ? left : 0);
+    return (struct timespec){ (time_t)(at / 1000000000), (long)(at % 1000000000) };
+}
+#endif
 
 static void buckets_init(void)
 {
@@ -67,8 +96,7 @@ int mempool__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline
     if (deadline != OS_FOREVER && mempool__os_now() >= deadline)
         return ETIMEDOUT;
     struct bucket *b = bucket_of(word);
-    struct timespec ts = { (time_t)(deadline / 1000000000),
-                           (long)(deadline % 1000000000) };
+    struct timespec ts = cond_deadline(deadline);
     int saved = errno;
     /* pthread_cond_wait is a cancellation point; the pool's waits are not. */
     int cancel = mempool__os_cancel_off();
@@ -83,7 +111,8 @@ int mempool__os_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline
     pthread_mutex_unlock(&b->lock);
     mempool__os_cancel_restore(cancel);
     errno = saved;
-    return err == ETIMEDOUT ? ETIMEDOUT : 0;
+    /* Never early: the condition's clock may run ahead of the deadline's. */
+    return err == ETIMEDOUT && mempool__os_now() >= deadline ? ETIMEDOUT : 0;
 }
 
 void mempool__os_wake(_Atomic uint32_t *word, int count)

@@ -15,10 +15,18 @@
  * a big arena is committed page by page as blocks are first touched. */
 #define OS_MAP_THRESHOLD ((size_t)64 << 10)
 
+/* The clock of every deadline. A system without CLOCK_MONOTONIC has only
+ * the wall clock, whose steps then move timeouts (README, platforms). */
+#if defined(MEMPOOL_NO_CLOCK_MONOTONIC)
+#define OS_CLOCK CLOCK_REALTIME
+#else
+#define OS_CLOCK CLOCK_MONOTONIC
+#endif
+
 int64_t mempool__os_now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(OS_CLOCK, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
