@@ -139,9 +139,14 @@ MEMPOOL_API const char *mempool_version(void);
 #define MEMPOOL_CAPACITY_MAX ((size_t)1 << 24)
 
 enum {
-    MEMPOOL_NO_CACHE = 1u << 0, /* no per-thread cache */
-    MEMPOOL_LAZY     = 1u << 1, /* generator mode: make blocks on first need */
-    MEMPOOL_CHECKED  = 1u << 2, /* checked mode: catch the caller's bugs (see above) */
+    MEMPOOL_NO_CACHE   = 1u << 0, /* no per-thread cache */
+    MEMPOOL_LAZY       = 1u << 1, /* generator mode: make blocks on first need */
+    MEMPOOL_CHECKED    = 1u << 2, /* checked mode: catch the caller's bugs (see above) */
+    MEMPOOL_HUGEPAGES  = 1u << 3, /* arena mode: back the arena with huge pages: hugetlb
+                                   * pages where reserved, else transparent huge pages
+                                   * where the kernel allows, else normal pages; never a
+                                   * failure (mempool_arena says what the kernel gave) */
+    MEMPOOL_NUMA       = 1u << 4, /* place the arena and the side arrays on numa_node */
 };
 
 typedef struct mempool mempool;
@@ -157,12 +162,27 @@ typedef struct mempool_config {
     unsigned cache_size;  /* per-thread cache, in blocks; 0 = automatic */
     unsigned flags;       /* MEMPOOL_* flags */
     void   (*on_misuse)(const char *what, const void *block, void *arg); /* optional */
-    uint64_t reserved[4]; /* room to grow without an ABI break: must be zero */
+    /* Since 0.2, in the words that 0.1 reserved (and required to be zero), so
+     * the layout and size are 0.1's and a caller built against 0.1 gets 0.1's
+     * behaviour. */
+    void    *memory;      /* arena mode: the caller's region to lay the blocks in, from
+                           * its first address aligned as `alignment` asks; the pool
+                           * never frees it (NULL: the pool maps its own arena) */
+    size_t   memory_size; /* bytes of `memory`; required with it, and nonzero only with it */
+    void   (*fini)(void *block, void *arg); /* arena mode: undoes `init`, once for every
+                           * block, free or out, in index order, at destroy (optional) */
+    int      numa_node;   /* with MEMPOOL_NUMA: the node (0 without the flag) */
 } mempool_config;
 
 /* Creates a pool. NULL with errno EINVAL (invalid config), EOVERFLOW (the
  * arena or its metadata would exceed PTRDIFF_MAX bytes) or ENOMEM (an
- * allocation or `make` failed; every block made so far is unmade once). */
+ * allocation or `make` failed; every block made so far is unmade once).
+ * Invalid configs include: `memory` without `memory_size`, or one too small
+ * for `capacity` strides after aligning its start (mempool_arena_bytes);
+ * `memory_size` without `memory`; `memory`, `fini` or MEMPOOL_HUGEPAGES in
+ * generator mode; `memory` with MEMPOOL_HUGEPAGES or MEMPOOL_NUMA (the caller
+ * places its own region); MEMPOOL_NUMA with a node that does not exist or
+ * that the process may not use; a nonzero numa_node without MEMPOOL_NUMA. */
 MEMPOOL_API mempool *mempool_create(const mempool_config *config);
 
 /* Releases the pool and every block it holds, calling `unmake` for them in
@@ -254,6 +274,36 @@ typedef struct mempool_stats {
                              * caches count as out when it is sampled) */
     uint64_t reserved[7];   /* zero: room to grow */
 } mempool_stats;
+
+/* Where an arena pool's blocks live, for registering them with the kernel or
+ * a device (io_uring fixed buffers, ibv_reg_mr, mlock). */
+typedef struct mempool_arena_info {
+    void    *base;        /* block 0 */
+    size_t   size;        /* bytes from base to the end of the last block's stride */
+    size_t   stride;      /* distance between consecutive blocks */
+    size_t   page_size;   /* size of the pages backing the arena as the kernel maps
+                           * them now (read from the mapping, not from the request) */
+    uint64_t reserved[4]; /* zero: room to grow */
+} mempool_arena_info;
+
+/* Fills *out: 0, or EINVAL (NULL pool or out, or a generator-mode pool). */
+MEMPOOL_API int mempool_arena(const mempool *pool, mempool_arena_info *out);
+
+/* Calls visit(block, index, arg) for every block, free or out (in lazy
+ * generator mode the blocks made so far), in index order; stops at the first
+ * non-zero result and returns it, else 0; EINVAL for a NULL pool or visit.
+ * It changes nothing and takes no lock: blocks may be got and put meanwhile.
+ * Free blocks stay marked inaccessible for the tools (ASan, memcheck), so a
+ * visit that touches a free block's bytes is reported as a use after put. */
+MEMPOOL_API int mempool_foreach(mempool *pool, int (*visit)(void *block, size_t index, void *arg),
+                                void *arg);
+
+/* The bytes a caller's region (mempool_config.memory) needs for this config,
+ * including the worst-case alignment slack (a region already aligned as
+ * `alignment` needs that much less: exactly `capacity` strides). 0 with
+ * errno EINVAL for a config that cannot be laid out in arena mode (memory and
+ * memory_size are ignored), EOVERFLOW past PTRDIFF_MAX. */
+MEMPOOL_API size_t mempool_arena_bytes(const mempool_config *config);
 
 /* Fills *out: 0, or EINVAL (NULL pool or out). */
 MEMPOOL_API int mempool_stats_read(const mempool *pool, mempool_stats *out);

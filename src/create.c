@@ -11,7 +11,8 @@
 #include "locked.h"
 #include "track.h"
 
-#define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED)
+#define KNOWN_FLAGS \
+    (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED | MEMPOOL_HUGEPAGES | MEMPOOL_NUMA)
 
 static int config_check(const mempool_config *c)
 {
@@ -21,16 +22,41 @@ static int config_check(const mempool_config *c)
         return EINVAL;
     if ((c->flags & MEMPOOL_NO_CACHE) && c->cache_size)
         return EINVAL;
-    for (size_t i = 0; i < sizeof c->reserved / sizeof c->reserved[0]; i++)
-        if (c->reserved[i])
-            return EINVAL;
     if ((c->block_size != 0) == (c->make != NULL))
         return EINVAL;
+    /* Placement: the caller's region comes with its size and is the
+     * caller's to place; a node is named only with MEMPOOL_NUMA. */
+    if ((c->memory != NULL) != (c->memory_size != 0))
+        return EINVAL;
+    if (c->memory && (c->flags & (MEMPOOL_HUGEPAGES | MEMPOOL_NUMA)))
+        return EINVAL;
+    if (!(c->flags & MEMPOOL_NUMA) ? c->numa_node != 0 : !mempool__os_node_usable(c->numa_node))
+        return EINVAL;
     if (c->make)
-        return c->alignment || c->init ? EINVAL : 0;
+        return c->alignment || c->init || c->fini || c->memory ||
+               (c->flags & MEMPOOL_HUGEPAGES) ? EINVAL : 0;
     if (c->unmake || (c->flags & MEMPOOL_LAZY))
         return EINVAL;
     if (c->alignment & (c->alignment - 1))
+        return EINVAL;
+    return 0;
+}
+
+static uintptr_t align_up(uintptr_t p, size_t alignment)
+{
+    return (p + alignment - 1) & ~(uintptr_t)(alignment - 1);
+}
+
+/* The caller's region holds capacity strides from its first aligned
+ * address: EINVAL when it does not. */
+static int region_check(const mempool *pool, const mempool_config *c)
+{
+    if (!c->memory)
+        return 0;
+    uintptr_t start = (uintptr_t)c->memory;
+    uintptr_t first = align_up(start, pool->arena_alignment);
+    if (first < start || first - start > c->memory_size ||
+        c->memory_size - (first - start) < pool->arena_bytes)
         return EINVAL;
     return 0;
 }
@@ -103,7 +129,10 @@ static int meta_alloc(mempool *pool)
     size_t checked = mempool__checked_bytes(pool);
     if (pool->arena_bytes > PTRDIFF_MAX - entries - blocks - map - checked)
         return EOVERFLOW;
-    char *meta = mempool__os_alloc(entries + blocks + map + checked, CACHE_LINE);
+    /* On the arena's node, where the pool has one. */
+    struct os_place how = { .huge = false, .node = pool->numa_node };
+    char *meta = mempool__os_alloc_placed(entries + blocks + map + checked, CACHE_LINE, &how,
+                                          &pool->meta_region);
     if (!meta)
         return ENOMEM;
     pool->meta_bytes = entries + blocks + map + checked;
@@ -156,10 +185,15 @@ static void track_all_free(mempool *pool)
 static void pool_free(mempool *pool)
 {
     if (pool->base) {
+        /* A borrowed region goes back to its owner usable by the tools. */
         track_unpoison(pool, pool->base, pool->arena_bytes);
-        mempool__os_free(pool->base, pool->arena_bytes, pool->arena_alignment);
+        if (!pool->arena_borrowed)
+            mempool__os_free_placed(pool->base, pool->arena_bytes, pool->arena_alignment,
+                                    &pool->arena_region);
     }
-    mempool__os_free((void *)pool->stack.entries, pool->meta_bytes, CACHE_LINE);
+    if (pool->stack.entries)
+        mempool__os_free_placed((void *)pool->stack.entries, pool->meta_bytes, CACHE_LINE,
+                                &pool->meta_region);
     mempool__depot_free(&pool->depot);
     pthread_mutex_destroy(&pool->lock);
     mempool__os_free(pool, sizeof *pool, alignof(mempool));
@@ -186,19 +220,33 @@ static int make_all(mempool *pool)
     return 0;
 }
 
+/* Calls fn on every arena block in index order, as init and fini run: not
+ * a cancellation point, errno kept. */
+static void arena_each(mempool *pool, void (*fn)(void *block, void *arg), void *arg)
+{
+    int saved = errno;
+    int cancel = mempool__os_cancel_off();
+    for (size_t i = 0; i < pool->capacity; i++)
+        fn(pool->base + i * pool->stride, arg);
+    mempool__os_cancel_restore(cancel);
+    errno = saved;
+}
+
 static int arena_make(mempool *pool, const mempool_config *c)
 {
-    pool->base = mempool__os_alloc(pool->arena_bytes, pool->arena_alignment);
-    if (!pool->base)
-        return ENOMEM;
-    if (c->init) {
-        int saved = errno;
-        int cancel = mempool__os_cancel_off();
-        for (size_t i = 0; i < pool->capacity; i++)
-            c->init(pool->base + i * pool->stride, c->arg);
-        mempool__os_cancel_restore(cancel);
-        errno = saved;
+    if (c->memory) {
+        pool->base = (char *)align_up((uintptr_t)c->memory, pool->arena_alignment);
+        pool->arena_borrowed = true;
+    } else {
+        struct os_place how = { .huge = c->flags & MEMPOOL_HUGEPAGES, .node = pool->numa_node };
+        pool->base = mempool__os_alloc_placed(pool->arena_bytes, pool->arena_alignment, &how,
+                                              &pool->arena_region);
+        if (!pool->base)
+            return ENOMEM;
     }
+    if (c->init)
+        arena_each(pool, c->init, c->arg);
+    pool->fini = c->fini;
     stack_fill(pool, pool->capacity);
     return 0;
 }
@@ -224,10 +272,13 @@ mempool *mempool_create(const mempool_config *config)
     pool->checked = config->flags & MEMPOOL_CHECKED;
     pool->ops = pool->checked ? &mempool__checked_ops : NULL;
     pool->track = mempool__track_tools();
+    pool->numa_node = config->flags & MEMPOOL_NUMA ? config->numa_node : -1;
     pthread_mutex_init(&pool->lock, NULL);
     atomic_store_explicit(&pool->stack.head, STACK_NIL, memory_order_relaxed);
 
     err = config->make ? 0 : arena_layout(pool, config);
+    if (!err)
+        err = region_check(pool, config);
     if (!err)
         err = meta_alloc(pool);
     if (!err) {
@@ -280,7 +331,69 @@ void mempool_destroy(mempool *pool)
         mempool__track_leaks(pool);
     if (pool->make)
         unmake_free_blocks(pool);
+    if (pool->fini) {
+        /* fini may touch every block, free ones too. */
+        track_unpoison(pool, pool->base, pool->arena_bytes);
+        arena_each(pool, pool->fini, pool->arg);
+    }
     pool_free(pool);
+}
+
+size_t mempool_arena_bytes(const mempool_config *config)
+{
+    if (!config) {
+        errno = EINVAL;
+        return 0;
+    }
+    /* The layout alone: the region's own fields do not matter here. */
+    mempool_config c = *config;
+    c.memory = NULL;
+    c.memory_size = 0;
+    int err = config_check(&c);
+    if (!err && c.make)
+        err = EINVAL;
+    mempool probe;
+    memset(&probe, 0, sizeof probe);
+    probe.track = mempool__track_tools();
+    probe.checked = c.flags & MEMPOOL_CHECKED;
+    if (!err)
+        err = arena_layout(&probe, &c);
+    if (!err && probe.arena_bytes > PTRDIFF_MAX - (probe.arena_alignment - 1))
+        err = EOVERFLOW;
+    if (err) {
+        errno = err;
+        return 0;
+    }
+    return probe.arena_bytes + (probe.arena_alignment - 1);
+}
+
+int mempool_arena(const mempool *pool, mempool_arena_info *out)
+{
+    if (!pool || !out || !pool->base)
+        return EINVAL;
+    memset(out, 0, sizeof *out);
+    out->base = pool->base;
+    out->size = pool->arena_bytes;
+    out->stride = pool->stride;
+    out->page_size = mempool__os_page_size_at(pool->base, pool->arena_bytes);
+    return 0;
+}
+
+int mempool_foreach(mempool *pool, int (*visit)(void *block, size_t index, void *arg), void *arg)
+{
+    if (!pool || !visit)
+        return EINVAL;
+    /* Lazy pools: a make in progress has its index and not yet its block. */
+    size_t n = pool->base ? pool->capacity : atomic_load_explicit(&pool->made, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        void *block = block_at(pool, (uint32_t)i);
+        if (!block)
+            continue;
+        int rc = visit(block, i, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 size_t mempool_available(const mempool *pool)

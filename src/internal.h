@@ -105,6 +105,10 @@ struct mempool {
     char *base;             /* arena: block 0; NULL in generator mode */
     size_t arena_bytes;
     size_t arena_alignment;
+    struct os_region arena_region; /* what was mapped for the arena */
+    bool arena_borrowed;    /* the caller's region (config.memory): never freed */
+    void (*fini)(void *block, void *arg); /* arena: undoes init at destroy */
+    int numa_node;          /* MEMPOOL_NUMA: the node; else -1 */
     _Atomic(void *) *blocks; /* generator: index -> block */
     struct ptr_map map;
     void *(*make)(void *arg);
@@ -113,6 +117,7 @@ struct mempool {
     void *arg;
     unsigned flags;
     size_t meta_bytes;      /* everything allocated besides the arena */
+    struct os_region meta_region; /* what was mapped for it */
     _Atomic bool closed;
     unsigned track;         /* TRACK_* tools told about free blocks (track.h) */
     bool checked;           /* MEMPOOL_CHECKED (checked.c) */

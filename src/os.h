@@ -82,6 +82,33 @@ MEMPOOL_INTERNAL void *mempool__os_alloc(size_t size, size_t alignment);
 /* Releases what mempool__os_alloc returned, with the same size and alignment. */
 MEMPOOL_INTERNAL void mempool__os_free(void *p, size_t size, size_t alignment);
 
+/* Placed regions (the arena, the side arrays): where they must live, and
+ * what was mapped, so that the release unmaps exactly that. */
+struct os_place {
+    bool huge; /* huge pages: hugetlb where reserved, else transparent huge
+                * pages where the kernel allows, else normal pages */
+    int node;  /* a NUMA node to bind the pages to, or -1 */
+};
+struct os_region {
+    void *map;     /* the mapping (NULL: mempool__os_alloc's own memory) */
+    size_t length; /* its length */
+};
+/* Zero-filled memory of `size` bytes aligned to `alignment`, placed as
+ * `how` asks, NULL on failure; *r records what to release. A refused huge
+ * page is no failure (the next kind is tried); a refused binding is. */
+MEMPOOL_INTERNAL void *mempool__os_alloc_placed(size_t size, size_t alignment,
+                                                const struct os_place *how, struct os_region *r);
+MEMPOOL_INTERNAL void mempool__os_free_placed(void *p, size_t size, size_t alignment,
+                                              const struct os_region *r);
+/* True when the process may place memory on NUMA node `node` (node 0 on a
+ * kernel or a system without NUMA). */
+MEMPOOL_INTERNAL bool mempool__os_node_usable(int node);
+/* The size of the pages that back [p, p + size) as the kernel maps them now:
+ * hugetlb pages, transparent huge pages covering it, or the base page. */
+MEMPOOL_INTERNAL size_t mempool__os_page_size_at(const void *p, size_t size);
+/* The NUMA node of the page at p, or -1 when the kernel does not say. */
+MEMPOOL_INTERNAL int mempool__os_node_of(const void *p);
+
 /* Disables thread cancellation around a callback or a wait and restores the
  * caller's state afterwards. */
 MEMPOOL_INTERNAL int mempool__os_cancel_off(void);

@@ -83,6 +83,20 @@ int mempool_stats_print(const mempool *pool, FILE *out)
                     (const void *)pool, pool->capacity, pool->block_size, s.gets,
                     s.cache_hits, s.cache_misses, s.puts, s.refused_puts, s.waits,
                     s.timeouts, s.out, s.out_high, (size_t)(pool->capacity - s.out));
+    if (n >= 0 && pool->base) {
+        /* Where the blocks live, as the kernel maps them now. */
+        mempool_arena_info a;
+        mempool_arena(pool, &a);
+        int node = mempool__os_node_of(pool->base);
+        int m = fprintf(out, "  arena %zu bytes at %p, stride %zu, %zu KiB pages, %s",
+                        a.size, a.base, a.stride, a.page_size >> 10,
+                        pool->arena_borrowed ? "the caller's region" : "mapped by the pool");
+        if (m >= 0 && node >= 0)
+            m = fprintf(out, ", node %d%s", node, pool->numa_node >= 0 ? " (bound)" : "");
+        if (m >= 0)
+            m = fprintf(out, "\n");
+        n = m < 0 ? m : n;
+    }
     int err = n < 0 || fflush(out) != 0 ? EIO : 0;
     errno = saved;
     return err;
