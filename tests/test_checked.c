@@ -9,36 +9,7 @@
 
 #include "check.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define HAVE_MEMCHECK 1
-#endif
-#endif
-
 #define BLOCK 48
-
-/* The pool tells ASan and memcheck that free blocks and guard bytes are
- * off limits, so those tools would report the bugs below before checked
- * mode sees them (tests/use_after_put.c proves that part). These writes go
- * behind the tools' back, to show that checked mode catches them alone. */
-extern void __asan_poison_memory_region(void const volatile *, size_t) __attribute__((weak));
-extern void __asan_unpoison_memory_region(void const volatile *, size_t) __attribute__((weak));
-
-static void sneak_write(unsigned char *p, unsigned char value)
-{
-    if (__asan_unpoison_memory_region)
-        __asan_unpoison_memory_region(p, 1);
-#ifdef HAVE_MEMCHECK
-    VALGRIND_MAKE_MEM_DEFINED(p, 1);
-#endif
-    *(volatile unsigned char *)p = value;
-    if (__asan_poison_memory_region)
-        __asan_poison_memory_region(p, 1);
-#ifdef HAVE_MEMCHECK
-    VALGRIND_MAKE_MEM_NOACCESS(p, 1);
-#endif
-}
 
 struct report {
     atomic_int count;
@@ -174,7 +145,7 @@ static void test_write_after_put(void)
     memset(b, 0x11, BLOCK);
     CHECK_EQ(mempool_put(pool, b), 0);
     CHECK_EQ(atomic_load(&r.count), 0);
-    sneak_write(b + 5, 0x22); /* the bug */
+    check_sneak_write(b + 5, 0x22); /* the bug */
     unsigned char *again = mempool_get(pool);
     CHECK(again == b);
     CHECK_EQ(reports_of(&r, "write-after-put", b), 1);
@@ -201,7 +172,7 @@ static void test_write_after_put_tail(void)
     unsigned char *b = mempool_get(pool);
     memset(b, 0x11, 13);
     CHECK_EQ(mempool_put(pool, b), 0);
-    sneak_write(b + 12, 0x22); /* the bug, in the last byte */
+    check_sneak_write(b + 12, 0x22); /* the bug, in the last byte */
     CHECK(mempool_get(pool) == b);
     CHECK_EQ(reports_of(&r, "write-after-put", b), 1);
     CHECK_EQ(mempool_put(pool, b), 0);
@@ -215,7 +186,7 @@ static void test_overflow(void)
     struct report r;
     mempool *pool = checked_pool(2, &r);
     unsigned char *b = mempool_get(pool);
-    sneak_write(b + BLOCK, 0); /* one past the end: the bug */
+    check_sneak_write(b + BLOCK, 0); /* one past the end: the bug */
     CHECK_EQ(mempool_put(pool, b), 0);
     CHECK_EQ(reports_of(&r, "overflow", b), 1);
     CHECK_EQ(mempool_available(pool), 2);
@@ -343,7 +314,7 @@ static void child_write_after_put(void)
     mempool *pool = checked_pool(1, NULL);
     unsigned char *b = mempool_get(pool);
     mempool_put(pool, b);
-    sneak_write(b, 1);
+    check_sneak_write(b, 1);
     mempool_get(pool);
 }
 
@@ -351,7 +322,7 @@ static void child_overflow(void)
 {
     mempool *pool = checked_pool(1, NULL);
     unsigned char *b = mempool_get(pool);
-    sneak_write(b + BLOCK + 3, 1);
+    check_sneak_write(b + BLOCK + 3, 1);
     mempool_put(pool, b);
 }
 

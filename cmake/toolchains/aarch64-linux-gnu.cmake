@@ -16,3 +16,6 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # ctest runs every test program through this.
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L ${MEMPOOL_CROSS_SYSROOT})
+# pkg-config looks only at the target's own .pc files, never the host's.
+set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:${MEMPOOL_CROSS_SYSROOT}/lib/pkgconfig")
+set(ENV{PKG_CONFIG_PATH} "")
