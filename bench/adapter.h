@@ -47,6 +47,9 @@ struct bench_impl {
     /* One line printed under the table when this implementation ran;
      * optional. */
     const char *note;
+    /* The one scenario this implementation runs in (a variant that only
+     * it can tell apart); NULL: every scenario. */
+    const char *only_in;
 };
 
 void bench_register(const struct bench_impl *impl);

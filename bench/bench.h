@@ -64,6 +64,7 @@ struct scenario {
     int (*run)(const struct bench_impl *impl, void *pool, const struct params *p,
                struct sample *out);
     const char *note;        /* printed under the table when it ran; optional */
+    size_t block_size;       /* the scenario's own block size; 0: --block-size */
 };
 
 struct bench_case {
@@ -122,6 +123,7 @@ void loop_pair(const struct bench_impl *impl, void *pool, size_t n);
 int single_pair(const struct bench_impl *, void *, const struct params *, struct sample *);
 int single_burst(const struct bench_impl *, void *, const struct params *, struct sample *);
 int single_bulk(const struct bench_impl *, void *, const struct params *, struct sample *);
+int single_large(const struct bench_impl *, void *, const struct params *, struct sample *);
 uint64_t bench_now_ns(void);
 void bench_touch(void *block, size_t i);
 _Noreturn void bench_fail(const struct bench_impl *impl, const char *what);

@@ -25,7 +25,7 @@ static void run_linked(const struct options *o, struct results *r)
 /* --list: every implementation, whether it can run, and where. */
 static void print_catalog(const struct catalog_entry *catalog, size_t count)
 {
-    printf("%-16s %-9s %s\n", "implementation", "available", "runs in / how to get it");
+    printf("%-18s %-9s %s\n", "implementation", "available", "runs in / how to get it");
     for (size_t i = 0; i < count; i++) {
         const struct catalog_entry *e = &catalog[i];
         char where[160];
@@ -38,7 +38,7 @@ static void print_catalog(const struct catalog_entry *catalog, size_t count)
                      e->package);
         else
             snprintf(where, sizeof where, "helper mempool-bench-%s did not run", e->helper);
-        printf("%-16s %-9s %s\n", e->name, e->available ? "yes" : "no", where);
+        printf("%-18s %-9s %s\n", e->name, e->available ? "yes" : "no", where);
     }
 }
 

@@ -106,7 +106,7 @@ static void table_case(const struct results *r, const char *label, FILE *to)
     const struct scenario *s = bench_scenario_of(label);
     double best = best_peer(r, label);
     fprintf(to, "\n%s: %s\n", label, s ? s->description : "");
-    fprintf(to, "  %-16s %13s %21s %9s", "implementation", unit_of(r, s), "min-max",
+    fprintf(to, "  %-18s %13s %21s %9s", "implementation", unit_of(r, s), "min-max",
             "vs peer");
     for (int e = 0; e < BENCH_EXTRAS; e++)
         if (s && s->extra_label[e])
@@ -117,7 +117,7 @@ static void table_case(const struct results *r, const char *label, FILE *to)
         if (strcmp(w->label, label) != 0)
             continue;
         if (w->na) {
-            fprintf(to, "  %-16s %13s\n", w->impl, "n/a");
+            fprintf(to, "  %-18s %13s\n", w->impl, "n/a");
             continue;
         }
         char a[32], b[32], c[32], range[64], ratio[32] = "-";
@@ -125,7 +125,7 @@ static void table_case(const struct results *r, const char *label, FILE *to)
                  number(b, sizeof b, w->max));
         if (best > 0)
             snprintf(ratio, sizeof ratio, "%.2f", w->median / best);
-        fprintf(to, "  %-16s %13s %21s %9s", w->impl, number(c, sizeof c, w->median), range,
+        fprintf(to, "  %-18s %13s %21s %9s", w->impl, number(c, sizeof c, w->median), range,
                 ratio);
         for (int e = 0; e < BENCH_EXTRAS; e++)
             if (s && s->extra_label[e])

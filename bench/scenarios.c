@@ -13,39 +13,48 @@
  * `handoff` ever finds a pool empty. */
 #define POOL_CAPACITY 4096
 
+/* large: more memory than any TLB covers with base pages (512 MiB). */
+#define LARGE_CAPACITY ((size_t)1 << 18)
+#define LARGE_BLOCK 2048
+
 /* Units say what is measured: "ns/get+put" is one thread's time for one
  * get and one put; "wall ns/pair" is the elapsed time per get+put pair over
  * all threads together (the inverse of their aggregate throughput). */
 const struct scenario bench_scenarios[] = {
     {"pair", "one thread: get then put, repeated (fast-path latency)", "ns/get+put",
-     {NULL, NULL}, POOL_CAPACITY, true, false, false, false, single_pair, NULL},
+     {NULL, NULL, 0}, POOL_CAPACITY, true, false, false, false, single_pair, NULL, 0},
     {"burst", "one thread: get N blocks, then put them all back", "ns/get+put",
-     {NULL, NULL}, POOL_CAPACITY, true, false, false, false, single_burst, NULL},
+     {NULL, NULL, 0}, POOL_CAPACITY, true, false, false, false, single_burst, NULL, 0},
     {"parallel", "T threads doing get+put pairs on one pool", "wall ns/pair",
      {"Mpairs/s", "thread ns/pair"}, POOL_CAPACITY, false, true, false, false, threads_parallel,
-     NULL},
+     NULL, 0},
     {"pipeline", "one thread gets, passes blocks through an SPSC ring, another puts",
-     "wall ns/block", {NULL, NULL}, POOL_CAPACITY, false, false, false, false, threads_pipeline,
-     NULL},
+     "wall ns/block", {NULL, NULL, 0}, POOL_CAPACITY, false, false, false, false, threads_pipeline,
+     NULL, 0},
     {"oversubscribed", "8 threads doing get+put pairs, more threads than cores", "wall ns/pair",
      {"Mpairs/s", "thread ns/pair"}, POOL_CAPACITY, false, true, false, false, threads_parallel,
-     NULL},
+     NULL, 0},
     {"handoff", "capacity 1, two threads pass the block through blocking gets",
      "wake-up us", {"p99 us", "CPU us/wait", "barriers/wait", "FUTEX_WAIT/wait",
      "FUTEX_WAKE/wait"}, 1, false, false, true, false, threads_handoff,
      "handoff, handoff-cached: barriers/wait (membarrier PRIVATE_EXPEDITED), "
      "FUTEX_WAIT/wait and FUTEX_WAKE/wait count the calls the process makes through "
      "syscall(3) while both threads run, per wait: mempool's own calls; the C library's "
-     "mutexes and condition variables make theirs directly, uncounted (-)"},
+     "mutexes and condition variables make theirs directly, uncounted (-)", 0},
     {"handoff-cached", "capacity 64 (cached), 63 blocks held by a third thread: the two "
      "pass the last one through blocking gets", "wake-up us", {"p99 us", "CPU us/wait",
      "barriers/wait", "FUTEX_WAIT/wait", "FUTEX_WAKE/wait"}, 64, false, false, true, false,
-     threads_handoff, NULL},
+     threads_handoff, NULL, 0},
     {"bulk", "one thread: get_bulk then put_bulk of N, per block", "ns/get+put",
-     {NULL, NULL}, POOL_CAPACITY, true, false, false, true, single_bulk,
+     {NULL, NULL, 0}, POOL_CAPACITY, true, false, false, true, single_bulk,
      "bulk: each implementation's own bulk call (DPDK rte_mempool_get_bulk/put_bulk, "
      "mempool_get_bulk/put_bulk, the mutex list under one lock per call); the others "
-     "have none (n/a)"},
+     "have none (n/a)", 0},
+    {"large", "one thread, 2^18 blocks of 2 KiB all out: put one at random, get one, "
+     "write a byte of it", "ns/step", {NULL, NULL}, LARGE_CAPACITY, false, false, false,
+     false, single_large,
+     "large: a pool of 512 MiB, so each step's block is a TLB and cache miss; "
+     "mempool-hugepages is mempool with MEMPOOL_HUGEPAGES", LARGE_BLOCK},
 };
 const size_t bench_scenario_count = sizeof bench_scenarios / sizeof *bench_scenarios;
 
@@ -97,6 +106,7 @@ size_t bench_cases(const struct options *o, struct bench_case *out, size_t max)
     static const size_t bulk_sizes[] = {1, 8, 32, 256};
     for (size_t i = 0; i < sizeof bulk_sizes / sizeof *bulk_sizes; i++)
         n = add_case(o, &s[7], bulk_sizes[i], out, n, max);
+    n = add_case(o, &s[8], 0, out, n, max);
     return n;
 }
 
@@ -114,14 +124,16 @@ static int run_case(const struct bench_impl *impl, const struct options *o,
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned reps = o->repetitions < 64 ? o->repetitions : 64;
     if ((s->needs_wait && !impl->get_wait) || (s->needs_bulk && !impl->get_bulk) ||
-        (impl->one_thread_per_cpu && s->arg_is_threads && (long)c->arg > cpus)) {
+        (impl->one_thread_per_cpu && s->arg_is_threads && (long)c->arg > cpus) ||
+        (impl->only_in && strcmp(impl->only_in, s->name) != 0)) {
         row->na = true;
         progress_skip(c->label, impl->name, o->warmups + reps);
         return 0;
     }
-    struct params p = {o->block_size, o->iterations, o->handoffs,
+    size_t block_size = s->block_size ? s->block_size : o->block_size;
+    struct params p = {block_size, o->iterations, o->handoffs,
                        s->arg_is_threads ? (unsigned)c->arg : 1, c->arg, s->capacity, o->pin};
-    void *pool = impl->create(o->block_size, s->capacity);
+    void *pool = impl->create(block_size, s->capacity);
     if (!pool) {
         progress_skip(c->label, impl->name, o->warmups + reps);
         return errno ? errno : ENOMEM;

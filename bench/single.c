@@ -104,3 +104,57 @@ int single_bulk(const struct bench_impl *impl, void *pool, const struct params *
 {
     return run_rounds(impl, pool, p, out, loop_bulk);
 }
+
+/* A small fast generator for the random choices (xorshift64). */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+__attribute__((noinline)) static void loop_large(const struct bench_impl *impl, void *pool,
+                                                 void **held, size_t count, size_t block_size,
+                                                 size_t n, uint64_t *seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = next_random(seed);
+        size_t j = (size_t)(r % count);
+        impl->put(pool, held[j]);
+        void *block = impl->get(pool);
+        if (!block)
+            bench_fail(impl, "get found the pool empty");
+        held[j] = block;
+        bench_touch((char *)block + (size_t)(r >> 40) % block_size, i);
+    }
+}
+
+/* large: every block out, then random steps over all of them. The taking
+ * and the final return are not measured. */
+int single_large(const struct bench_impl *impl, void *pool, const struct params *p,
+                 struct sample *out)
+{
+    void **held = malloc(p->capacity * sizeof *held);
+    if (!held)
+        return ENOMEM;
+    size_t count = 0;
+    for (; count < p->capacity; count++) {
+        held[count] = impl->get(pool);
+        if (!held[count])
+            break;
+        bench_touch(held[count], count);
+    }
+    int err = count == p->capacity ? 0 : ENOMEM;
+    if (!err) {
+        uint64_t seed = 0x9e3779b97f4a7c15u;
+        uint64_t start = bench_now_ns();
+        loop_large(impl, pool, held, count, p->block_size, p->iterations, &seed);
+        out->value = (double)(bench_now_ns() - start) / (double)p->iterations;
+    }
+    for (size_t i = 0; i < count; i++)
+        impl->put(pool, held[i]);
+    free(held);
+    return err;
+}

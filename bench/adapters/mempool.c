@@ -30,6 +30,11 @@ static void *create_checked(size_t block_size, size_t capacity)
     return create_with_flags(block_size, capacity, MEMPOOL_CHECKED);
 }
 
+static void *create_hugepages(size_t block_size, size_t capacity)
+{
+    return create_with_flags(block_size, capacity, MEMPOOL_HUGEPAGES);
+}
+
 static const char *version(void)
 {
     return MEMPOOL_BENCH_VERSION;
@@ -83,6 +88,13 @@ static const struct bench_impl mempool_uncached =
     MEMPOOL_ADAPTER("mempool-nocache", create_uncached);
 static const struct bench_impl mempool_checked =
     MEMPOOL_ADAPTER("mempool-checked", create_checked);
+/* Huge pages only tell in a pool larger than the TLB covers. */
+static const struct bench_impl mempool_hugepages = {
+    .name = "mempool-hugepages", .version = version, .create = create_hugepages,
+    .destroy = destroy, .get = get, .put = put, .get_wait = get_wait, .get_bulk = get_bulk,
+    .put_bulk = put_bulk, .counts_syscalls = BENCH_MEMPOOL_FUTEX, .only_in = "large",
+};
 BENCH_ADAPTER(mempool_cached)
+BENCH_ADAPTER(mempool_hugepages)
 BENCH_ADAPTER(mempool_uncached)
 BENCH_ADAPTER(mempool_checked)
