@@ -36,9 +36,9 @@ static struct cache *cache_attach(mempool *pool, struct cache **entry)
     }
     c->size = size;
     c->pool = pool;
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     if (size && !mempool__depot_reserve(&pool->depot, 3)) {
-        pthread_mutex_unlock(&pool->lock);
+        os_unlock(&pool->lock);
         mempool__magazine_free(spare, size);
         mempool__cache_free(c);
         return NULL;
@@ -57,7 +57,7 @@ static struct cache *cache_attach(mempool *pool, struct cache **entry)
     if (pool->caches)
         pool->caches->prev = c;
     pool->caches = c;
-    pthread_mutex_unlock(&pool->lock);
+    os_unlock(&pool->lock);
     *entry = c;
     return c;
 }
@@ -215,7 +215,7 @@ enum served mempool__cache_get(mempool *pool, struct cache *c, uint32_t *out, si
         return SERVED_CACHE;
     struct wakeups wk = { .n = 0 };
     enum served served = SERVED_NOT;
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     /* Under the lock, the cache is armed exactly when the pool is (a
      * reclaim that armed it for a moment may have ended since). */
     if (pool->caches_armed)
@@ -234,7 +234,7 @@ enum served mempool__cache_put(mempool *pool, struct cache *c, const uint32_t *i
     if (mags_lock_free(pool, c, NULL, indices, n))
         return SERVED_CACHE;
     struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     if (pool->caches_armed) {
         /* A waiter or a drain: the blocks go to the oldest waiter. */
         mempool__cache_empty_locked(pool, c, &wk);

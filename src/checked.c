@@ -161,9 +161,9 @@ void mempool__checked_leaks(mempool *pool)
 static int checked_put(mempool *pool, void *block)
 {
     const char *what;
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     uint32_t index = mempool__checked_claim(pool, block, &what);
-    pthread_mutex_unlock(&pool->lock);
+    os_unlock(&pool->lock);
     if (index == STACK_NIL) {
         mempool__put_refused(pool, what, block);
         return EINVAL;
@@ -181,7 +181,7 @@ static int checked_put(mempool *pool, void *block)
 static int checked_put_bulk(mempool *pool, void *const *blocks, size_t n)
 {
     const char *what = NULL;
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     for (size_t i = 0; i < n; i++) {
         if (mempool__checked_claim(pool, blocks[i], &what) != STACK_NIL)
             continue;
@@ -191,11 +191,11 @@ static int checked_put_bulk(mempool *pool, void *const *blocks, size_t n)
                 what = "repeated-in-array";
             mempool__checked_unclaim(pool, block_lookup(pool, blocks[j], &ignored));
         }
-        pthread_mutex_unlock(&pool->lock);
+        os_unlock(&pool->lock);
         mempool__put_refused(pool, what, blocks[i]);
         return EINVAL;
     }
-    pthread_mutex_unlock(&pool->lock);
+    os_unlock(&pool->lock);
     for (size_t done = 0; done < n;) {
         uint32_t indices[CHUNK];
         size_t k = n - done < CHUNK ? n - done : CHUNK;

@@ -195,7 +195,7 @@ static void pool_free(mempool *pool)
         mempool__os_free_placed((void *)pool->stack.entries, pool->meta_bytes, CACHE_LINE,
                                 &pool->meta_region);
     mempool__depot_free(&pool->depot);
-    pthread_mutex_destroy(&pool->lock);
+    os_lock_destroy(&pool->lock);
     mempool__os_free(pool, sizeof *pool, alignof(mempool));
 }
 
@@ -273,7 +273,7 @@ mempool *mempool_create(const mempool_config *config)
     pool->ops = pool->checked ? &mempool__checked_ops : NULL;
     pool->track = mempool__track_tools();
     pool->numa_node = config->flags & MEMPOOL_NUMA ? config->numa_node : -1;
-    pthread_mutex_init(&pool->lock, NULL);
+    os_lock_init(&pool->lock);
     atomic_store_explicit(&pool->stack.head, STACK_NIL, memory_order_relaxed);
 
     err = config->make ? 0 : arena_layout(pool, config);
@@ -400,9 +400,9 @@ size_t mempool_available(const mempool *pool)
 {
     if (!pool)
         return 0;
-    pthread_mutex_lock((pthread_mutex_t *)&pool->lock);
+    os_lock((os_lock_t *)&pool->lock);
     size_t n = mempool__available_locked(pool);
-    pthread_mutex_unlock((pthread_mutex_t *)&pool->lock);
+    os_unlock((os_lock_t *)&pool->lock);
     return n;
 }
 

@@ -3,7 +3,6 @@
 #ifndef MEMPOOL_INTERNAL_H
 #define MEMPOOL_INTERNAL_H
 
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -146,7 +145,7 @@ struct mempool {
     alignas(CACHE_LINE) struct stack stack;
 
     /* Slow path state, guarded by lock. */
-    alignas(CACHE_LINE) pthread_mutex_t lock;
+    alignas(CACHE_LINE) os_lock_t lock;
     struct waiter *first, *last; /* FIFO of sleeping gets */
     unsigned drainers;
     _Atomic size_t collected;    /* blocks held by queued bulk waiters */

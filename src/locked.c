@@ -60,7 +60,7 @@ static void locked_invariants(const mempool *pool)
 void mempool__unlock_and_wake(mempool *pool, struct wakeups *wk)
 {
     locked_invariants(pool);
-    pthread_mutex_unlock(&pool->lock);
+    os_unlock(&pool->lock);
     for (int i = 0; i < wk->n; i++)
         mempool__os_wake(wk->word[i], wk->count[i]);
 }
@@ -208,7 +208,7 @@ void mempool__give_back_locked(mempool *pool, void **blocks, size_t n, struct wa
 void mempool__put_slow(mempool *pool, const uint32_t *indices, size_t n)
 {
     struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     mempool__give_locked(pool, indices, n, &wk);
     mempool__wait_bit_update(pool);
     mempool__unlock_and_wake(pool, &wk);
@@ -230,7 +230,7 @@ static void return_slot_locked(mempool *pool, struct wakeups *wk)
 void mempool__return_slot(mempool *pool)
 {
     struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     return_slot_locked(pool, &wk);
     mempool__wait_bit_update(pool);
     mempool__unlock_and_wake(pool, &wk);
@@ -282,7 +282,7 @@ size_t mempool__depot_empty_locked(mempool *pool, struct wakeups *wk)
 void mempool__cache_honour(mempool *pool, struct cache *c)
 {
     struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     mempool__cache_empty_locked(pool, c, &wk);
     mempool__wait_bit_update(pool);
     mempool__unlock_and_wake(pool, &wk);

@@ -21,6 +21,34 @@
 #define MEMPOOL_INTERNAL
 #endif
 
+/* Locks and one-time initialisation. The pool's lock and the registry's
+ * are plain mutexes, never held across a sleep (waiters sleep on words). */
+#include <pthread.h>
+typedef pthread_mutex_t os_lock_t;
+#define OS_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
+typedef pthread_once_t os_once_t;
+#define OS_ONCE_INIT PTHREAD_ONCE_INIT
+static inline void os_lock_init(os_lock_t *l)
+{
+    pthread_mutex_init(l, NULL);
+}
+static inline void os_lock_destroy(os_lock_t *l)
+{
+    pthread_mutex_destroy(l);
+}
+static inline void os_lock(os_lock_t *l)
+{
+    pthread_mutex_lock(l);
+}
+static inline void os_unlock(os_lock_t *l)
+{
+    pthread_mutex_unlock(l);
+}
+static inline void os_once(os_once_t *once, void (*fn)(void))
+{
+    pthread_once(once, fn);
+}
+
 /* Deadlines are absolute CLOCK_MONOTONIC nanoseconds; this one means never. */
 #define OS_FOREVER INT64_MAX
 

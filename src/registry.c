@@ -30,33 +30,33 @@ _Thread_local struct cache **mempool__cache_dir[CACHE_DIR] = { PAGE4, PAGE4, PAG
  * first (atfork handlers): a child never finds it held by a thread that
  * does not exist there. */
 static struct {
-    pthread_mutex_t lock;
+    os_lock_t lock;
     uint64_t next_id;
     uint32_t next_slot; /* slot 0 is never given out */
     uint32_t *free_slots;
     uint32_t free_count, free_capacity;
     bool hook_ready; /* the OS runs cache_thread_exit at thread exit */
-} registry = { PTHREAD_MUTEX_INITIALIZER, 1, 1, NULL, 0, 0, false };
+} registry = { OS_LOCK_INIT, 1, 1, NULL, 0, 0, false };
 
 static void cache_thread_exit(void);
 
-static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static os_once_t registry_once = OS_ONCE_INIT;
 
 static void fork_prepare(void)
 {
-    pthread_mutex_lock(&registry.lock);
+    os_lock(&registry.lock);
 }
 
 static void fork_parent(void)
 {
-    pthread_mutex_unlock(&registry.lock);
+    os_unlock(&registry.lock);
 }
 
 /* The child also resets what the OS seam shares between threads. */
 static void fork_child(void)
 {
     mempool__os_fork_child();
-    pthread_mutex_unlock(&registry.lock);
+    os_unlock(&registry.lock);
 }
 
 static void registry_init(void)
@@ -70,8 +70,8 @@ static void registry_init(void)
  * statistics counters. */
 void mempool__registry_add(mempool *pool)
 {
-    pthread_once(&registry_once, registry_init);
-    pthread_mutex_lock(&registry.lock);
+    os_once(&registry_once, registry_init);
+    os_lock(&registry.lock);
     pool->id = registry.next_id++;
     pool->cache_slot = 0;
     if (!registry.hook_ready)
@@ -84,7 +84,7 @@ void mempool__registry_add(mempool *pool)
     }
     pool->cache_dir = pool->cache_slot / CACHE_PAGE;
     pool->cache_page = pool->cache_slot % CACHE_PAGE;
-    pthread_mutex_unlock(&registry.lock);
+    os_unlock(&registry.lock);
 }
 
 static bool slot_release(uint32_t slot)
@@ -112,7 +112,7 @@ static bool slot_release(uint32_t slot)
  * these stores, and the owner got the pool after that). */
 void mempool__registry_remove(mempool *pool)
 {
-    pthread_mutex_lock(&registry.lock);
+    os_lock(&registry.lock);
     for (struct cache *c = pool->caches; c; c = c->next) {
         c->pool = NULL;
         atomic_fetch_or_explicit(&c->unusual, CACHE_DETACHED, memory_order_relaxed);
@@ -120,7 +120,7 @@ void mempool__registry_remove(mempool *pool)
     pool->caches = NULL;
     if (pool->cache_slot)
         slot_release(pool->cache_slot);
-    pthread_mutex_unlock(&registry.lock);
+    os_unlock(&registry.lock);
 }
 
 /* Frees a cache and the magazines it holds. */
@@ -154,7 +154,7 @@ struct cache **mempool__dir_entry(uint32_t dir, uint32_t page)
 static void cache_retire(mempool *pool, struct cache *c)
 {
     struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     mempool__cache_empty_locked(pool, c, &wk);
     for (int s = 0; s < STAT_COUNT; s++)
         atomic_fetch_add_explicit(&pool->retired[s],
@@ -189,10 +189,10 @@ static void cache_thread_exit(void)
             struct cache *c = page[i];
             if (c == &mempool__sentinel)
                 continue;
-            pthread_mutex_lock(&registry.lock);
+            os_lock(&registry.lock);
             if (c->pool)
                 cache_retire(c->pool, c);
-            pthread_mutex_unlock(&registry.lock);
+            os_unlock(&registry.lock);
             mempool__cache_free(c);
         }
         mempool__cache_dir[d] = mempool__sentinel_page;

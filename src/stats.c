@@ -42,8 +42,8 @@ int mempool_stats_read(const mempool *pool, mempool_stats *out)
 {
     if (!pool || !out)
         return EINVAL;
-    pthread_mutex_t *lock = (pthread_mutex_t *)&pool->lock;
-    pthread_mutex_lock(lock);
+    os_lock_t *lock = (os_lock_t *)&pool->lock;
+    os_lock(lock);
     stats_sum_locked(pool, out);
     const mempool_stats *b = &pool->baseline;
     out->gets -= b->gets;
@@ -53,7 +53,7 @@ int mempool_stats_read(const mempool *pool, mempool_stats *out)
     out->waits -= b->waits;
     out->timeouts -= b->timeouts;
     out->refused_puts -= b->refused_puts;
-    pthread_mutex_unlock(lock);
+    os_unlock(lock);
     return 0;
 }
 
@@ -61,10 +61,10 @@ int mempool_stats_reset(mempool *pool)
 {
     if (!pool)
         return EINVAL;
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     stats_sum_locked(pool, &pool->baseline);
     atomic_store_explicit(&pool->out_high, pool->baseline.out, memory_order_relaxed);
-    pthread_mutex_unlock(&pool->lock);
+    os_unlock(&pool->lock);
     return 0;
 }
 

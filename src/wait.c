@@ -121,7 +121,7 @@ static uint32_t sleep_queued(mempool *pool, struct waiter *w, int64_t deadline)
         if (mempool__os_wait(&w->state, WAITING, deadline) != ETIMEDOUT)
             continue;
         struct wakeups wk = { .n = 0 };
-        pthread_mutex_lock(&pool->lock);
+        os_lock(&pool->lock);
         state = atomic_load_explicit(&w->state, memory_order_acquire);
         if (state == WAITING) {
             mempool__queue_remove(pool, w);
@@ -149,7 +149,7 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
             if (err || w.have == n) {
                 if (err && w.have) {
                     struct wakeups wk = { .n = 0 };
-                    pthread_mutex_lock(&pool->lock);
+                    os_lock(&pool->lock);
                     mempool__give_back_locked(pool, out, w.have, &wk);
                     mempool__wait_bit_update(pool);
                     mempool__unlock_and_wake(pool, &wk);
@@ -158,7 +158,7 @@ int mempool__get_slow(mempool *pool, void **out, size_t n, int64_t timeout_ns)
             }
         }
         struct wakeups wk = { .n = 0 };
-        pthread_mutex_lock(&pool->lock);
+        os_lock(&pool->lock);
         enum take take = TAKE_EMPTY;
         int err = ECANCELED;
         if (!atomic_load_explicit(&pool->closed, memory_order_relaxed)) {
@@ -203,7 +203,7 @@ void mempool_close(mempool *pool)
     if (!pool)
         return;
     struct wakeups wk = { .n = 0 };
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     atomic_store_explicit(&pool->closed, true, memory_order_release);
     mempool__caches_close_locked(pool);
     struct waiter *w = pool->first;
@@ -232,7 +232,7 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
     if (!pool)
         return EINVAL;
     int err = 0;
-    pthread_mutex_lock(&pool->lock);
+    os_lock(&pool->lock);
     pool->drainers++;
     mempool__wait_bit_update(pool);
     uint32_t seq = atomic_load_explicit(&pool->drain_seq, memory_order_acquire);
@@ -246,7 +246,7 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
         err = ETIMEDOUT;
     } else if (!complete) {
         int64_t deadline = deadline_after(timeout_ns);
-        pthread_mutex_unlock(&pool->lock);
+        os_unlock(&pool->lock);
         while (atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq) {
             if (mempool__os_wait(&pool->drain_seq, seq, deadline) == ETIMEDOUT) {
                 err = atomic_load_explicit(&pool->drain_seq, memory_order_acquire) == seq
@@ -254,10 +254,10 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
                 break;
             }
         }
-        pthread_mutex_lock(&pool->lock);
+        os_lock(&pool->lock);
     }
     pool->drainers--;
     mempool__wait_bit_update(pool);
-    pthread_mutex_unlock(&pool->lock);
+    os_unlock(&pool->lock);
     return err;
 }
