@@ -119,7 +119,19 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+/* Windows: the DLL exports the functions (MEMPOOL_BUILDING_DLL while it is
+ * built) and its users import them; a program linked with the static
+ * library defines MEMPOOL_STATIC (CMake's mempool::mempool and mempool.pc
+ * do that for it). */
+#if defined(_WIN32)
+#if defined(MEMPOOL_BUILDING_DLL)
+#define MEMPOOL_API __declspec(dllexport)
+#elif defined(MEMPOOL_STATIC)
+#define MEMPOOL_API
+#else
+#define MEMPOOL_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
 #define MEMPOOL_API __attribute__((visibility("default")))
 #else
 #define MEMPOOL_API

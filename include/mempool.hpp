@@ -123,7 +123,7 @@ std::int64_t timeout_ns(const std::chrono::duration<Rep, Period> &timeout) noexc
  * or before the epoch is {0, 0}, which has passed. */
 template <class Rep, class Period>
 bool deadline_timespec(const std::chrono::duration<Rep, Period> &since_epoch,
-                       std::timespec &out) noexcept
+                       ::timespec &out) noexcept
 {
     const std::int64_t ns = timeout_ns(since_epoch);
     if (ns < 0)
@@ -138,7 +138,7 @@ void *get_until(::mempool *pool,
                 const std::chrono::time_point<std::chrono::steady_clock, Duration> &deadline) noexcept
 {
 #if defined(__linux__)
-    std::timespec at{};
+    ::timespec at{};
     return ::mempool_get_until(pool, deadline_timespec(deadline.time_since_epoch(), at) ? &at
                                                                                          : nullptr);
 #else

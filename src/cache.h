@@ -127,11 +127,7 @@ struct cache {
 #define CACHE_DIR 16u
 #define CACHE_PAGE 256u
 
-extern _Thread_local struct cache **mempool__cache_dir[CACHE_DIR]
-#if defined(__GNUC__)
-    __attribute__((tls_model("initial-exec"), visibility("hidden")))
-#endif
-    ;
+extern _Thread_local struct cache **mempool__cache_dir[CACHE_DIR] OS_TLS_ATTRIBUTES;
 /* The cache every unused entry points at (unusual = NONE), and the page of
  * pointers to it that every unused directory entry points at. */
 MEMPOOL_INTERNAL extern struct cache mempool__sentinel;

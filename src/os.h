@@ -15,14 +15,57 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__GNUC__)
+/* What the binary format offers: ELF systems have hidden symbols, the
+ * initial-exec thread-local model for a library's own variables, and weak
+ * references that resolve to NULL when absent (how the ASan runtime is
+ * found); Windows' PE/COFF has none of them. */
+#if defined(__GNUC__) && !defined(_WIN32)
 #define MEMPOOL_INTERNAL __attribute__((visibility("hidden")))
+#define OS_TLS_ATTRIBUTES __attribute__((tls_model("initial-exec"), visibility("hidden")))
+#define OS_WEAK_REFS 1
 #else
 #define MEMPOOL_INTERNAL
+#define OS_TLS_ATTRIBUTES
+#define OS_WEAK_REFS 0
 #endif
 
 /* Locks and one-time initialisation. The pool's lock and the registry's
  * are plain mutexes, never held across a sleep (waiters sleep on words). */
+#if defined(_WIN32)
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+typedef SRWLOCK os_lock_t;
+#define OS_LOCK_INIT SRWLOCK_INIT
+typedef INIT_ONCE os_once_t;
+#define OS_ONCE_INIT INIT_ONCE_STATIC_INIT
+static inline void os_lock_init(os_lock_t *l)
+{
+    InitializeSRWLock(l);
+}
+static inline void os_lock_destroy(os_lock_t *l)
+{
+    (void)l; /* an SRW lock holds no resource */
+}
+static inline void os_lock(os_lock_t *l)
+{
+    AcquireSRWLockExclusive(l);
+}
+static inline void os_unlock(os_lock_t *l)
+{
+    ReleaseSRWLockExclusive(l);
+}
+static BOOL CALLBACK os_once_call(PINIT_ONCE once, PVOID fn, PVOID *ignored)
+{
+    (void)once;
+    (void)ignored;
+    ((void (*)(void))(uintptr_t)fn)();
+    return TRUE;
+}
+static inline void os_once(os_once_t *once, void (*fn)(void))
+{
+    InitOnceExecuteOnce(once, os_once_call, (PVOID)(uintptr_t)fn, NULL);
+}
+#else
 #include <pthread.h>
 typedef pthread_mutex_t os_lock_t;
 #define OS_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
@@ -48,6 +91,7 @@ static inline void os_once(os_once_t *once, void (*fn)(void))
 {
     pthread_once(once, fn);
 }
+#endif
 
 /* Deadlines are absolute CLOCK_MONOTONIC nanoseconds; this one means never. */
 #define OS_FOREVER INT64_MAX

@@ -28,6 +28,7 @@
 
 /* The ASan runtime's interface, if the process has one (MEMPOOL_TRACK_ASAN
  * builds link it for certain). */
+#if defined(MEMPOOL_TRACK_ASAN) || OS_WEAK_REFS
 #if defined(MEMPOOL_TRACK_ASAN)
 #define ASAN_WEAK
 #else
@@ -37,6 +38,14 @@ extern void __asan_poison_memory_region(void const volatile *addr, size_t size) 
 extern void __asan_unpoison_memory_region(void const volatile *addr, size_t size) ASAN_WEAK;
 extern int __sanitizer_get_ownership(const volatile void *p) ASAN_WEAK;
 extern size_t __sanitizer_get_allocated_size(const volatile void *p) ASAN_WEAK;
+#else
+/* No weak references (Windows): no run-time ASan detection; these are the
+ * absent runtime's NULLs. */
+#define __asan_poison_memory_region ((void (*)(void const volatile *, size_t))0)
+#define __asan_unpoison_memory_region ((void (*)(void const volatile *, size_t))0)
+#define __sanitizer_get_ownership ((int (*)(const volatile void *))0)
+#define __sanitizer_get_allocated_size ((size_t (*)(const volatile void *))0)
+#endif
 
 enum { TRACK_ASAN = 1, TRACK_VALGRIND = 2 };
 

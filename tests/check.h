@@ -182,4 +182,22 @@ static inline void check_sneak_write(unsigned char *p, unsigned char value)
 #endif
 }
 
+/* The CPUs online, at least 1. */
+#if defined(_WIN32)
+#include <windows.h>
+static inline long check_cpus(void)
+{
+    SYSTEM_INFO info;
+    GetSystemInfo(&info);
+    return info.dwNumberOfProcessors > 0 ? (long)info.dwNumberOfProcessors : 1;
+}
+#else
+#include <unistd.h>
+static inline long check_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+#endif
+
 #endif

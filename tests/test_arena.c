@@ -97,12 +97,14 @@ struct init_ctx {
 static void init_block(void *block, void *arg)
 {
     struct init_ctx *ctx = arg;
+#if !defined(_WIN32) /* Windows threads have no cancellation */
     int old;
     /* The pool disables cancellation around callbacks. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
     if (old != PTHREAD_CANCEL_DISABLE)
         ctx->cancel_enabled++;
     pthread_setcancelstate(old, &old);
+#endif
     if (ctx->calls < 64)
         ctx->blocks[ctx->calls] = block;
     ctx->calls++;

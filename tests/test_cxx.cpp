@@ -63,7 +63,7 @@ static void test_timeout_conversion()
     CHECK(timeout_ns(std::chrono::duration<std::int64_t, std::ratio<1, 3>>(1)) == 333333334);
 
     using mempoolxx::detail::deadline_timespec;
-    std::timespec at{};
+    ::timespec at{};
     CHECK(deadline_timespec(1500ms, at) && at.tv_sec == 1 && at.tv_nsec == 500000000);
     CHECK(deadline_timespec(std::chrono::duration<double, std::nano>(0.5), at) &&
           at.tv_sec == 0 && at.tv_nsec == 1);

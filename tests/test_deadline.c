@@ -112,8 +112,8 @@ static void test_forever(void)
 {
     check_waits_until_put(NULL);
     /* Too far to express in int64_t nanoseconds: saturates to forever. */
-    struct timespec far = { (time_t)(INT64_MAX / SECOND), 999999999 };
-    check_waits_until_put(&far);
+    struct timespec distant = { (time_t)(INT64_MAX / SECOND), 999999999 };
+    check_waits_until_put(&distant);
     struct timespec farthest = { (time_t)(sizeof(time_t) >= 8 ? INT64_MAX : INT32_MAX),
                                  999999999 };
     check_waits_until_put(&farthest);

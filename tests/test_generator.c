@@ -28,11 +28,15 @@ static unsigned char static_blocks[MAX_MADE][BLOCK_BYTES];
 
 static void note_cancel_state(struct gen *g)
 {
+#if defined(_WIN32) /* Windows threads have no cancellation */
+    (void)g;
+#else
     int old;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
     if (old != PTHREAD_CANCEL_DISABLE)
         g->cancel_enabled++;
     pthread_setcancelstate(old, &old);
+#endif
 }
 
 static struct gen *current; /* the arg every callback must receive */

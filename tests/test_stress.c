@@ -499,7 +499,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = check_cpus();
     if (cpus < 1)
         cpus = 1;
     if (cpus > 32)

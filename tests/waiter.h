@@ -6,8 +6,12 @@
 #define MEMPOOL_TEST_WAITER_H
 
 #include <stdatomic.h>
+#if defined(_WIN32)
+#include <windows.h>
+#else
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
 
 #include "check.h"
 
@@ -55,7 +59,11 @@ static void *waiter_main(void *arg)
     struct waiter *w = arg;
     int rc = 0;
 
+#if defined(_WIN32)
+    atomic_store(&w->tid, (int)GetCurrentThreadId()); /* no /proc: waits sleep instead */
+#else
     atomic_store(&w->tid, (int)syscall(SYS_gettid));
+#endif
     errno = WAITER_ERRNO_SENTINEL;
     int64_t cpu0 = waiter_thread_cpu_ns();
     int64_t t0 = check_now_ns();

@@ -53,7 +53,8 @@
  * do so when it is still there afterwards. */
 #define SENTINEL 4242
 
-#define KNOWN_FLAGS (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED)
+#define KNOWN_FLAGS \
+    (MEMPOOL_NO_CACHE | MEMPOOL_LAZY | MEMPOOL_CHECKED | MEMPOOL_HUGEPAGES | MEMPOOL_NUMA)
 
 enum { POOLS = 3, GEN_BYTES = 24, CHECK_BYTES = 64, BULK_SLACK = 8 };
 /* The largest capacity the harness creates a valid pool with. */
@@ -550,9 +551,15 @@ static int config_invalid(const mempool_config *c)
         return 1;
     if (c->flags & ~(unsigned)KNOWN_FLAGS)
         return 1;
-    for (int i = 0; i < 4; i++)
-        if (c->reserved[i])
-            return 1;
+    /* Placement: a region comes with its size (and is too small here when
+     * given), a node only with MEMPOOL_NUMA, and no region, fini or huge
+     * pages in generator mode. */
+    if ((c->memory != NULL) != (c->memory_size != 0))
+        return 1;
+    if (!(c->flags & MEMPOOL_NUMA) && c->numa_node != 0)
+        return 1;
+    if (c->make && (c->fini || c->memory || (c->flags & MEMPOOL_HUGEPAGES)))
+        return 1;
     return 0;
 }
 
@@ -614,7 +621,14 @@ static void op_create(struct input *in)
     int null_config = 0;
     if (mutate >= 200) {
         switch (mutate % 12) {
-        case 0: cfg.reserved[mutate % 4] = (uint64_t)1 << (mutate % 64); break;
+        case 0: /* a placement field without what it needs */
+            if (mutate % 3 == 0)
+                cfg.memory_size = 4096;
+            else if (mutate % 3 == 1)
+                cfg.numa_node = 1 + mutate % 7;
+            else
+                cfg.fini = cfg.make ? fz_unmake : NULL, cfg.memory_size = cfg.make ? 0 : 1;
+            break;
         case 1: cfg.init = fz_init; break;
         case 2: cfg.alignment = 16; break;
         case 3: cfg.unmake = fz_unmake; break;
@@ -622,7 +636,7 @@ static void op_create(struct input *in)
         case 5: cfg.make = fz_make; cfg.block_size = cfg.block_size ? cfg.block_size : 32; break;
         case 6: cfg.make = NULL; cfg.block_size = 0; break;
         case 7: cfg.flags |= MEMPOOL_NO_CACHE; cfg.cache_size = cfg.cache_size ? cfg.cache_size : 4; break;
-        case 8: cfg.flags |= 1u << (3 + mutate % 29); break;   /* above the known flags */
+        case 8: cfg.flags |= 1u << (5 + mutate % 27); break;   /* above the known flags */
         case 9: null_config = 1; break;
         case 10: cfg.alignment = 24; break;
         default: cfg.capacity = 0; break;
