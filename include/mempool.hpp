@@ -142,7 +142,11 @@ void *get_until(::mempool *pool,
     return ::mempool_get_until(pool, deadline_timespec(deadline.time_since_epoch(), at) ? &at
                                                                                          : nullptr);
 #else
-    return ::mempool_get_timeout(pool, timeout_ns(deadline - std::chrono::steady_clock::now()));
+    // Elsewhere steady_clock need not be CLOCK_MONOTONIC: the time left,
+    // measured now (never early: the call starts later). Compared first, so
+    // that a deadline of time_point::min() cannot overflow the subtraction.
+    const auto now = std::chrono::steady_clock::now();
+    return ::mempool_get_timeout(pool, deadline <= now ? 0 : timeout_ns(deadline - now));
 #endif
 }
 

@@ -139,9 +139,20 @@ MEMPOOL_INTERNAL void mempool__os_fork_child(void);
 /* Thread exit: mempool__os_exit_hook registers, once per process, the
  * function that runs when a thread that armed the hook exits (false when
  * the OS gives none: threads then keep their caches until destroy);
- * mempool__os_exit_arm makes it run for the calling thread. */
-MEMPOOL_INTERNAL bool mempool__os_exit_hook(void (*at_exit)(void));
-MEMPOOL_INTERNAL void mempool__os_exit_arm(void);
+ * mempool__os_exit_arm(context) makes it run for the calling thread, with
+ * the context of its latest call (not NULL). The thread's thread-local
+ * variables may be gone by then (Windows, where the C runtime's emulated
+ * thread-local storage is released first): the function reaches the
+ * thread's state through the context, and touches its thread-locals only
+ * where OS_TLS_AT_EXIT says they live (POSIX: key destructors run before
+ * the thread's storage goes). */
+MEMPOOL_INTERNAL bool mempool__os_exit_hook(void (*at_exit)(void *context));
+MEMPOOL_INTERNAL void mempool__os_exit_arm(void *context);
+#if defined(_WIN32)
+#define OS_TLS_AT_EXIT 0
+#else
+#define OS_TLS_AT_EXIT 1
+#endif
 
 /* Runs the three functions around fork(), as pthread_atfork does. */
 MEMPOOL_INTERNAL void mempool__os_atfork(void (*prepare)(void), void (*parent)(void),

@@ -22,6 +22,18 @@ struct cache *mempool__sentinel_page[CACHE_PAGE] = { SENTINEL64, SENTINEL64, SEN
               mempool__sentinel_page
 _Thread_local struct cache **mempool__cache_dir[CACHE_DIR] = { PAGE4, PAGE4, PAGE4, PAGE4 };
 
+/* A page of a thread's directory: the caches of CACHE_PAGE slots (the
+ * directory entry points at `slot`), and a link to the thread's other
+ * pages, so that the thread-exit hook finds them all without the thread's
+ * thread-local storage (the hook's context is the newest page). */
+struct dir_page {
+    struct cache *slot[CACHE_PAGE];
+    struct dir_page *next;
+    uint32_t dir;
+};
+
+static _Thread_local struct dir_page *dir_pages;
+
 /* Pool ids and slot numbers. Slot numbers index the thread-local
  * directories and are reused after destroy, so directories stay as small as
  * the number of live pools; ids are never reused. The lock also orders destroy against thread
@@ -38,7 +50,7 @@ static struct {
     bool hook_ready; /* the OS runs cache_thread_exit at thread exit */
 } registry = { OS_LOCK_INIT, 1, 1, NULL, 0, 0, false };
 
-static void cache_thread_exit(void);
+static void cache_thread_exit(void *context);
 
 static os_once_t registry_once = OS_ONCE_INIT;
 
@@ -139,12 +151,16 @@ struct cache **mempool__dir_entry(uint32_t dir, uint32_t page)
 {
     struct cache **p = mempool__cache_dir[dir];
     if (p == mempool__sentinel_page) {
-        p = mempool__os_alloc(sizeof mempool__sentinel_page, CACHE_LINE);
-        if (!p)
+        struct dir_page *d = mempool__os_alloc(sizeof *d, CACHE_LINE);
+        if (!d)
             return NULL;
-        memcpy(p, mempool__sentinel_page, sizeof mempool__sentinel_page);
+        memcpy(d->slot, mempool__sentinel_page, sizeof d->slot);
+        d->next = dir_pages;
+        d->dir = dir;
+        dir_pages = d;
+        p = d->slot;
         mempool__cache_dir[dir] = p;
-        mempool__os_exit_arm();
+        mempool__os_exit_arm(d);
     }
     return &p[page];
 }
@@ -178,15 +194,16 @@ static void cache_retire(mempool *pool, struct cache *c)
     mempool__unlock_and_wake(pool, &wk);
 }
 
-/* Returns each cached block to its pool when a thread exits. */
-static void cache_thread_exit(void)
+/* Returns each cached block to its pool when a thread exits, walking the
+ * thread's pages from the newest (the context). Where the thread-locals
+ * still live, the directory goes back to the sentinel, so that a call made
+ * later in the thread's exit (another destructor) finds no freed page. */
+static void cache_thread_exit(void *context)
 {
-    for (uint32_t d = 0; d < CACHE_DIR; d++) {
-        struct cache **page = mempool__cache_dir[d];
-        if (page == mempool__sentinel_page)
-            continue;
+    for (struct dir_page *d = context, *next; d; d = next) {
+        next = d->next;
         for (uint32_t i = 0; i < CACHE_PAGE; i++) {
-            struct cache *c = page[i];
+            struct cache *c = d->slot[i];
             if (c == &mempool__sentinel)
                 continue;
             os_lock(&registry.lock);
@@ -195,7 +212,10 @@ static void cache_thread_exit(void)
             os_unlock(&registry.lock);
             mempool__cache_free(c);
         }
-        mempool__cache_dir[d] = mempool__sentinel_page;
-        mempool__os_free(page, sizeof mempool__sentinel_page, CACHE_LINE);
+        if (OS_TLS_AT_EXIT) {
+            mempool__cache_dir[d->dir] = mempool__sentinel_page;
+            dir_pages = NULL;
+        }
+        mempool__os_free(d, sizeof *d, CACHE_LINE);
     }
 }

@@ -345,24 +345,16 @@ void mempool__os_free_placed(void *p, size_t size, size_t alignment, const struc
 }
 
 static pthread_key_t exit_key;
-static void (*exit_fn)(void);
 
-static void exit_trampoline(void *ignored)
+bool mempool__os_exit_hook(void (*at_exit)(void *context))
 {
-    (void)ignored;
-    exit_fn();
+    /* The key's destructor runs at thread exit with the last value set. */
+    return pthread_key_create(&exit_key, at_exit) == 0;
 }
 
-bool mempool__os_exit_hook(void (*at_exit)(void))
+void mempool__os_exit_arm(void *context)
 {
-    exit_fn = at_exit;
-    return pthread_key_create(&exit_key, exit_trampoline) == 0;
-}
-
-void mempool__os_exit_arm(void)
-{
-    /* Any non-NULL value makes the destructor run at thread exit. */
-    pthread_setspecific(exit_key, &exit_key);
+    pthread_setspecific(exit_key, context);
 }
 
 void mempool__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))

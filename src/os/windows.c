@@ -151,25 +151,25 @@ void mempool__os_cancel_restore(int old_state)
 }
 
 static DWORD exit_slot = FLS_OUT_OF_INDEXES;
-static void (*exit_fn)(void);
+static void (*exit_fn)(void *context);
 
-static VOID WINAPI exit_callback(PVOID value)
+static VOID WINAPI exit_callback(PVOID context)
 {
-    if (value)
-        exit_fn();
+    if (context)
+        exit_fn(context);
 }
 
-bool mempool__os_exit_hook(void (*at_exit)(void))
+bool mempool__os_exit_hook(void (*at_exit)(void *context))
 {
     exit_fn = at_exit;
     exit_slot = FlsAlloc(exit_callback);
     return exit_slot != FLS_OUT_OF_INDEXES;
 }
 
-void mempool__os_exit_arm(void)
+void mempool__os_exit_arm(void *context)
 {
-    /* Any non-NULL value makes the callback run at thread exit. */
-    FlsSetValue(exit_slot, &exit_slot);
+    /* The callback runs at thread exit with the last value set. */
+    FlsSetValue(exit_slot, context);
 }
 
 static size_t os_round_up(size_t n, size_t to)
