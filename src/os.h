@@ -124,11 +124,46 @@ MEMPOOL_INTERNAL bool mempool__os_heavy_barrier_init(void);
 MEMPOOL_INTERNAL bool mempool__os_heavy_barrier(void);
 
 #ifdef MEMPOOL_FAULT_INJECTION
-/* Test builds only (posix.c): while mempool__fault_barrier is set, every
- * heavy barrier fails, as one refused by a seccomp filter installed after
- * registration would, and is counted. */
+/* Test builds only (defined by the platform's file): when the countdown is
+ * k > 0, the k-th allocation from now fails (and the countdown stops at 0),
+ * so tests can fail every allocation point in turn; while
+ * mempool__fault_barrier is set, every heavy barrier fails, as one refused
+ * by a seccomp filter installed after registration would, and is counted. */
+extern _Atomic long mempool__fault_countdown;
 extern _Atomic int mempool__fault_barrier;
 extern _Atomic long mempool__fault_barrier_failures;
+
+static inline bool os_fault_now(void)
+{
+    long left = atomic_load(&mempool__fault_countdown);
+    while (left > 0)
+        if (atomic_compare_exchange_weak(&mempool__fault_countdown, &left, left - 1))
+            return left == 1;
+    return false;
+}
+
+static inline bool os_barrier_fault(void)
+{
+    if (!atomic_load(&mempool__fault_barrier))
+        return false;
+    atomic_fetch_add(&mempool__fault_barrier_failures, 1);
+    return true;
+}
+#define OS_FAULT_VARIABLES                                                     \
+    _Atomic long mempool__fault_countdown;                                     \
+    _Atomic int mempool__fault_barrier;                                        \
+    _Atomic long mempool__fault_barrier_failures;
+#else
+static inline bool os_fault_now(void)
+{
+    return false;
+}
+
+static inline bool os_barrier_fault(void)
+{
+    return false;
+}
+#define OS_FAULT_VARIABLES
 #endif
 
 /* Called in the child of fork() (by the registry's atfork handler, which

@@ -64,25 +64,11 @@ bool mempool__os_heavy_barrier_init(void)
     return membarrier_granted;
 }
 
-#ifdef MEMPOOL_FAULT_INJECTION
-static bool barrier_fault(void)
-{
-    if (!atomic_load(&mempool__fault_barrier))
-        return false;
-    atomic_fetch_add(&mempool__fault_barrier_failures, 1);
-    return true;
-}
-#else
-static bool barrier_fault(void)
-{
-    return false;
-}
-#endif
 
 bool mempool__os_heavy_barrier(void)
 {
     int saved = errno;
-    bool done = !barrier_fault() &&
+    bool done = !os_barrier_fault() &&
                 syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
     errno = saved;
     if (!done)

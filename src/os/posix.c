@@ -73,28 +73,8 @@ static void *os_map(size_t size, size_t alignment)
     return aligned;
 }
 
-#ifdef MEMPOOL_FAULT_INJECTION
-/* Test builds only: when set to k > 0, the k-th allocation from now fails
- * (and the countdown stops at 0), so tests can fail every allocation point
- * in turn. */
-_Atomic long mempool__fault_countdown;
-_Atomic int mempool__fault_barrier;
-_Atomic long mempool__fault_barrier_failures;
-
-static bool os_fault_now(void)
-{
-    long left = atomic_load(&mempool__fault_countdown);
-    while (left > 0)
-        if (atomic_compare_exchange_weak(&mempool__fault_countdown, &left, left - 1))
-            return left == 1;
-    return false;
-}
-#else
-static bool os_fault_now(void)
-{
-    return false;
-}
-#endif
+/* The fault-injection counters of test builds (os.h). */
+OS_FAULT_VARIABLES
 
 void *mempool__os_alloc(size_t size, size_t alignment)
 {

@@ -86,42 +86,12 @@ bool mempool__os_heavy_barrier_init(void)
     return atomic_load(&barrier_granted);
 }
 
-#ifdef MEMPOOL_FAULT_INJECTION
-_Atomic long mempool__fault_countdown;
-_Atomic int mempool__fault_barrier;
-_Atomic long mempool__fault_barrier_failures;
-
-static bool os_fault_now(void)
-{
-    long left = atomic_load(&mempool__fault_countdown);
-    while (left > 0)
-        if (atomic_compare_exchange_weak(&mempool__fault_countdown, &left, left - 1))
-            return left == 1;
-    return false;
-}
-
-static bool barrier_fault(void)
-{
-    if (!atomic_load(&mempool__fault_barrier))
-        return false;
-    atomic_fetch_add(&mempool__fault_barrier_failures, 1);
-    return true;
-}
-#else
-static bool os_fault_now(void)
-{
-    return false;
-}
-
-static bool barrier_fault(void)
-{
-    return false;
-}
-#endif
+/* The fault-injection counters of test builds (os.h). */
+OS_FAULT_VARIABLES
 
 bool mempool__os_heavy_barrier(void)
 {
-    if (barrier_fault()) {
+    if (os_barrier_fault()) {
         atomic_store(&barrier_granted, false);
         return false;
     }
