@@ -264,6 +264,24 @@ static void test_flush(void)
     mempool_destroy(pool);
 }
 
+/* A miss refills the cache from the shared stack, so the gets after it are
+ * hits. Catches a refill that brings nothing: every get would still succeed,
+ * one by one from the shared stack, and the cache would be dead weight. */
+static void test_refill(void)
+{
+    mempool *pool = cached_pool(CAP, CACHE);
+    void *b[CACHE];
+    for (int i = 0; i < CACHE; i++)
+        REQUIRE((b[i] = mempool_get(pool)) != NULL);
+    mempool_stats s;
+    CHECK_EQ(mempool_stats_read(pool, &s), 0);
+    CHECK_EQ(s.gets, CACHE);
+    CHECK(s.cache_misses >= 1 && s.cache_misses <= 4);
+    CHECK_EQ(s.cache_hits, CACHE - s.cache_misses);
+    CHECK_EQ(mempool_put_bulk(pool, b, CACHE), 0);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     for (int how = 0; how < 3; how++) {
@@ -275,5 +293,6 @@ int main(void)
     test_lifetimes();
     test_many_pools();
     test_flush();
+    test_refill();
     CHECK_DONE();
 }

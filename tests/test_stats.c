@@ -163,6 +163,15 @@ static void test_print_and_errors(void)
     CHECK_EQ(mempool_stats_reset(NULL), EINVAL);
     CHECK_EQ(mempool_stats_print(NULL, stdout), EINVAL);
     CHECK_EQ(mempool_stats_print(pool, NULL), EINVAL);
+    /* A stream that cannot be written: the text fits its buffer, so only
+     * the flush fails, and that is an error too (a report lost silently). */
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        errno = 0;
+        CHECK_EQ(mempool_stats_print(pool, full), EIO);
+        CHECK_EQ(errno, 0);
+        fclose(full);
+    }
     CHECK_EQ(mempool_put(pool, b), 0);
     mempool_destroy(pool);
 }

@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Mutation testing of src/: would the tests notice a broken line?
+
+usage: tools/mutate.py [--tier core|asan|tsan] [--count N] [--seed S] [--check]
+                       [--list] [--report FILE] [--scale X] [--jobs J] [--keep DIR]
+
+Makes single-token mutants of src/ (a relational or equality operator
+flipped, && and || swapped, a negation dropped, a + 1 or - 1 dropped, a
+returned constant changed, a call statement deleted; under --tier tsan also a
+memory order weakened to relaxed, which only ThreadSanitizer can judge), each
+in a scratch copy of the project, rebuilds that tier's tree incrementally and
+runs its tests, fastest first, two at a time, until one fails. Verdicts:
+  killed     a test failed, crashed or timed out
+  SURVIVED   every test passed
+  equivalent it survived and tests/MUTANTS.md lists it with the reason it
+             cannot change behaviour
+  same-code  every object file came out byte-identical to the unmutated
+             build's (code the tier does not compile, or that the compiler
+             folds): provably the same program, not judged
+  no-build   it does not compile: not judged
+The score is killed / (killed + survived + equivalent).
+
+The sample is drawn from every candidate of the tier's sources, in a fixed
+order, with the seed: for one commit and seed it is the same everywhere.
+--seed defaults to the one recorded in tests/MUTANTS.md ("seed N").
+--check (the test tier): exits 1 unless every judged mutant is killed or
+listed as equivalent.
+"""
+import argparse, hashlib, os, random, re, shutil, signal, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MUTANTS_MD = os.path.join(ROOT, "tests", "MUTANTS.md")
+
+SAN_ADDRESS = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+# Builds carry no debug information, so that an unchanged program gives
+# byte-identical objects (column numbers would differ otherwise).
+TIERS = {
+    "core": (["-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG",
+              "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG"], {}),
+    "asan": (["-DCMAKE_C_COMPILER=clang", "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_C_FLAGS_DEBUG=",
+              "-DCMAKE_CXX_FLAGS_DEBUG=", "-DMEMPOOL_DEBUG=ON", f"-DCMAKE_C_FLAGS=-O1 {SAN_ADDRESS}"],
+             {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1"}),
+    "tsan": (["-DCMAKE_C_COMPILER=clang", "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_C_FLAGS_DEBUG=",
+              "-DCMAKE_CXX_FLAGS_DEBUG=", "-DCMAKE_C_FLAGS=-O1 -fsanitize=thread -fno-omit-frame-pointer"],
+             {"TSAN_OPTIONS": "halt_on_error=1"}),
+}
+
+# (name, pattern, replacement); patterns run on code with comments and
+# literals blanked out.
+RULES = [
+    ("rel", r"(?<![<>=!-])<(?![<=])", "<="),
+    ("rel", r"(?<![<>=!-])>(?![>=])", ">="),
+    ("rel", r"(?<![<>])<=", "<"),
+    ("rel", r"(?<![<>-])>=", ">"),
+    ("eq", r"==", "!="),
+    ("eq", r"!=", "=="),
+    ("logic", r"&&", "||"),
+    ("logic", r"\|\|", "&&"),
+    ("not", r"!(?!=)", ""),
+    ("offby1", r" \+ 1\b(?!\.)", ""),
+    ("offby1", r" - 1\b(?!\.)", ""),
+    ("const", r"\breturn 0;", "return 1;"),
+    ("const", r"\breturn true;", "return false;"),
+    ("const", r"\breturn false;", "return true;"),
+]
+ORDER_RULE = ("order", r"\bmemory_order_(?:acquire|release|acq_rel|seq_cst)\b", "memory_order_relaxed")
+CALL = re.compile(r"^(\s*)(?:\(void\)\s*)?[A-Za-z_][A-Za-z_0-9]*\(.*\);\s*$")
+
+
+def blank_comments(text):
+    """The text with comments, string and character literals replaced by
+    spaces (offsets and newlines kept), so rules never match inside them."""
+    out, i, n = list(text), 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+        elif c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            j += 1
+        else:
+            i += 1
+            continue
+        for k in range(i, min(j, n)):
+            if out[k] != "\n":
+                out[k] = " "
+        i = j
+    return "".join(out)
+
+
+def candidates(src, built, tier):
+    """Every mutant of the tier's sources, in a fixed order:
+    (relative path, line index, start, end, replacement, rule)."""
+    rules = RULES + ([ORDER_RULE] if tier == "tsan" else [])
+    cands = []
+    for root, dirs, files in os.walk(os.path.join(src, "src")):
+        dirs.sort()
+        for f in sorted(files):
+            if not f.endswith((".c", ".h")) or (f.endswith(".c") and f not in built):
+                continue
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, src)
+            text = open(path).read()
+            code = blank_comments(text).split("\n")
+            cont = False
+            for i, line in enumerate(code):
+                directive = cont or line.lstrip().startswith("#")
+                cont = directive and line.rstrip().endswith("\\")
+                if directive or not line.strip():
+                    continue
+                for name, pat, rep in rules:
+                    for m in re.finditer(pat, line):
+                        cands.append((rel, i, m.start(), m.end(), rep, name))
+                if CALL.match(line) and not line.lstrip().startswith("return"):
+                    cands.append((rel, i, 0, len(line), CALL.match(line).group(1) + ";", "call"))
+    return cands
+
+
+def equivalents():
+    """(file, original line, mutated line) listed in tests/MUTANTS.md."""
+    known = set()
+    if os.path.exists(MUTANTS_MD):
+        for line in open(MUTANTS_MD):
+            m = re.match(r"^- `([^`]+)`: `([^`]*)` -> `([^`]*)`", line)
+            if m:
+                known.add(m.groups())
+    return known
+
+
+def recorded_seed():
+    if os.path.exists(MUTANTS_MD):
+        m = re.search(r"\bseed (\d+)\b", open(MUTANTS_MD).read())
+        if m:
+            return int(m.group(1))
+    return 1
+
+
+def project_files():
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard", "-z"],
+                             capture_output=True, check=True).stdout.decode()
+        return [f for f in out.split("\0") if f]
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+        for root, dirs, fs in os.walk(ROOT):
+            dirs[:] = [d for d in dirs if not d.startswith(("build", ".git"))]
+            files += [os.path.relpath(os.path.join(root, f), ROOT) for f in fs]
+        return files
+
+
+class Tree:
+    def __init__(self, work, tier, jobs, scale):
+        self.src, self.bld = os.path.join(work, "p"), os.path.join(work, "b")
+        self.jobs, self.tier = jobs, tier
+        self.env = dict(os.environ, MEMPOOL_TEST_SCALE=str(scale), **TIERS[tier][1])
+        if not os.path.isdir(self.src):
+            for f in project_files():
+                if os.path.isfile(os.path.join(ROOT, f)):
+                    os.makedirs(os.path.dirname(os.path.join(self.src, f)), exist_ok=True)
+                    shutil.copy2(os.path.join(ROOT, f), os.path.join(self.src, f))
+        os.makedirs(self.bld, exist_ok=True)
+
+    def sh(self, args, timeout):
+        try:
+            return subprocess.run(args, cwd=self.bld, env=self.env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return 124
+
+    def configure(self):
+        args = ["cmake", "-S", self.src, "-B", self.bld, "-DMEMPOOL_BUILD_TESTS=ON",
+                "-DMEMPOOL_BUILD_EXAMPLES=ON", "-DMEMPOOL_BUILD_BENCH=OFF",
+                "-DCMAKE_LINK_DEPENDS_NO_SHARED=ON"] + TIERS[self.tier][0]
+        if shutil.which("ninja"):
+            args += ["-G", "Ninja"]
+        return self.sh(args, 600) == 0
+
+    def build(self):
+        return self.sh(["cmake", "--build", self.bld, "-j", str(self.jobs)], 900) == 0
+
+    def objects(self):
+        digests = {}
+        for root, _, files in os.walk(self.bld):
+            for f in files:
+                if f.endswith(".o"):
+                    p = os.path.join(root, f)
+                    digests[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+        return digests
+
+    def tests(self):
+        out = subprocess.run(["ctest", "-N"], cwd=self.bld, env=self.env, capture_output=True,
+                             text=True).stdout
+        return re.findall(r"Test\s+#\d+: (\S+)", out)
+
+    def run_one(self, name, timeout):
+        return subprocess.Popen(["ctest", "-Q", "-R", f"^{re.escape(name)}$", "--timeout",
+                                 str(int(timeout))], cwd=self.bld, env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def run(self, order, limits):
+        """Runs the tests in order, jobs at a time; the name of the first
+        that fails (or None)."""
+        pending, running = list(order), {}
+        failed = None
+        while (pending or running) and not failed:
+            while pending and len(running) < self.jobs:
+                name = pending.pop(0)
+                running[name] = (self.run_one(name, limits[name]), time.monotonic())
+            time.sleep(0.01)
+            for name, (proc, start) in list(running.items()):
+                rc = proc.poll()
+                if rc is None and time.monotonic() - start > limits[name]:
+                    # A test's own TIMEOUT property outranks ctest's
+                    # --timeout: the limit is enforced here.
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    rc = 124
+                if rc is not None:
+                    del running[name]
+                    if rc != 0:
+                        failed = name
+                        break
+        for proc, _ in running.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        return failed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tier", default="core", choices=sorted(TIERS))
+    ap.add_argument("--count", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--report", default=None)
+    ap.add_argument("--scale", default="0.1")
+    ap.add_argument("--jobs", type=int, default=max(2, os.cpu_count() or 2))
+    ap.add_argument("--verbose", action="store_true", help="also print the time each mutant took")
+    ap.add_argument("--keep", default=None, help="scratch directory (kept, and reused)")
+    a = ap.parse_args()
+    seed = recorded_seed() if a.seed is None else a.seed
+    work = a.keep or tempfile.mkdtemp(prefix="mempool-mutants-")
+    os.makedirs(work, exist_ok=True)
+    t = Tree(work, a.tier, a.jobs, a.scale)
+    started = time.monotonic()
+    try:
+        if not (t.configure() and t.build()):
+            sys.exit(f"mutate: the unmutated {a.tier} tree does not build (in {t.bld})")
+        base = t.objects()
+        built = {os.path.basename(p)[:-2] for p in base if p.endswith(".c.o")}
+        cands = candidates(t.src, built, a.tier)
+        rng = random.Random(seed)
+        rng.shuffle(cands)
+        if a.list:
+            for rel, i, s, e, rep, rule in cands[:a.count]:
+                print(f"{rel}:{i + 1}\t{rule}")
+            return 0
+        # The unmutated tests, one by one: each must pass; their times order
+        # the mutants' runs (fastest first) and bound them.
+        limits, times = {}, {}
+        for name in t.tests():
+            limits[name] = 600
+            t0 = time.monotonic()
+            if t.run([name], limits):
+                sys.exit(f"mutate: test {name} fails unmutated ({a.tier} tier)")
+            times[name] = time.monotonic() - t0
+            limits[name] = max(20.0, 6 * times[name])
+        order = sorted(times, key=times.get)
+        print(f"mutate: {a.tier} tier, seed {seed}, {len(cands)} candidates, {len(order)} tests "
+              f"({sum(times.values()):.1f} s unmutated)", flush=True)
+        known = equivalents()
+        kills = {}
+        verdicts = {"killed": 0, "SURVIVED": 0, "equivalent": 0, "same-code": 0, "no-build": 0}
+        unanswered = []
+        report = open(a.report, "w") if a.report else None
+        for rel, i, s, e, rep, rule in cands:
+            if verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"] >= a.count:
+                break
+            path = os.path.join(t.src, rel)
+            orig = open(path).read()
+            lines = orig.split("\n")
+            before = lines[i]
+            lines[i] = before[:s] + rep + before[e:]
+            open(path, "w").write("\n".join(lines))
+            by, spent = None, ""
+            t0 = time.monotonic()
+            try:
+                if not t.build():
+                    verdict = "no-build"
+                elif t.objects() == base:
+                    verdict = "same-code"
+                else:
+                    t1 = time.monotonic()
+                    by = t.run(order, limits) or ""
+                    spent = f"build {t1 - t0:.1f} s, tests {time.monotonic() - t1:.1f} s"
+                    if by:
+                        # Tests that kill often run first: later mutants
+                        # are judged sooner (the verdicts do not change).
+                        kills[by] = kills.get(by, 0) + 1
+                        order.sort(key=lambda name: (-kills.get(name, 0), times[name]))
+                    key = (rel, before.strip(), lines[i].strip())
+                    verdict = "killed" if by else "equivalent" if key in known else "SURVIVED"
+            finally:
+                open(path, "w").write(orig)
+                os.utime(path, (time.time() + 1, time.time() + 1))
+            verdicts[verdict] += 1
+            if verdict == "SURVIVED":
+                unanswered.append((rel, before.strip(), lines[i].strip()))
+            line = f"{verdict}\t{rel}:{i + 1}\t{rule}\t`{before.strip()}` -> `{lines[i].strip()}`"
+            if by:
+                line += f"\t({by})"
+            if a.verbose and spent:
+                line += f"\t[{spent}]"
+            print(line, flush=True)
+            if report:
+                report.write(f"{verdict}\t{rel}:{i + 1}\t{rule}\t{by or ''}\t{before.strip()}\t{lines[i].strip()}\n")
+        # Leave the tree as the unmutated build for a rerun with --keep.
+        t.build()
+        judged = verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"]
+        score = 100.0 * verdicts["killed"] / max(judged, 1)
+        print(f"mutation score ({a.tier} tier, seed {seed}): {verdicts['killed']}/{judged} killed "
+              f"({score:.1f}%), {verdicts['equivalent']} equivalent (tests/MUTANTS.md), "
+              f"{verdicts['SURVIVED']} survived unanswered; not judged: {verdicts['same-code']} "
+              f"same code, {verdicts['no-build']} did not build; "
+              f"{time.monotonic() - started:.0f} s")
+        if a.check and unanswered:
+            for u in unanswered:
+                print("unanswered survivor: - `%s`: `%s` -> `%s`" % u)
+            return 1
+        return 0
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
