@@ -179,6 +179,37 @@ static void test_write_after_put_tail(void)
     mempool_destroy(pool);
 }
 
+/* The checksum covers exactly the block's bytes, for any size: a write to
+ * the last byte of a free block of an odd size is a write after put, and one
+ * just past its end (into the guard) is not one (it is an overflow, found
+ * at the block's next put). Catches a checksum loop that stops a byte short
+ * or reads a byte past the block. */
+static void test_checksum_extent(void)
+{
+    static const size_t sizes[] = { 1, 7, 9, 45, 64 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        struct report r;
+        memset(&r, 0, sizeof r);
+        mempool_config cfg = { .capacity = 1, .block_size = sizes[k], .flags = MEMPOOL_CHECKED,
+                               .on_misuse = on_misuse, .arg = &r };
+        mempool *pool = mempool_create(&cfg);
+        REQUIRE(pool != NULL);
+        unsigned char *b = mempool_get(pool);
+        REQUIRE(b != NULL);
+        CHECK_EQ(mempool_put(pool, b), 0);
+        check_sneak_write(b + sizes[k] - 1, 0x5a); /* its last byte */
+        CHECK(mempool_get(pool) == b);
+        CHECK_EQ(reports_of(&r, "write-after-put", b), 1);
+        CHECK_EQ(mempool_put(pool, b), 0);
+        check_sneak_write(b + sizes[k], 0x5a); /* the first guard byte */
+        CHECK(mempool_get(pool) == b);
+        CHECK_EQ(reports_of(&r, "write-after-put", b), 1); /* no second one */
+        CHECK_EQ(mempool_put(pool, b), 0);
+        CHECK_EQ(reports_of(&r, "overflow", b), 1);
+        mempool_destroy(pool);
+    }
+}
+
 /* A write past the end is reported at put, the put is still accepted and
  * the guard restored. */
 static void test_overflow(void)
@@ -349,6 +380,7 @@ int main(void)
     test_write_after_put();
     test_write_after_put_tail();
     test_overflow();
+    test_checksum_extent();
     test_quarantine();
     test_waiting();
     test_bulk();

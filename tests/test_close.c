@@ -363,6 +363,50 @@ static void test_shutdown_pattern(void)
     mempool_destroy(wk.pool);
 }
 
+/* A thread whose cache holds free blocks gets nothing from it after close:
+ * close marks every cache, so their hit paths refuse too. */
+struct warm {
+    mempool *pool;
+    atomic_int stage; /* 1: cache warm; 2: pool closed; 3: done */
+    int err;
+    void *block;
+};
+
+static void *warm_main(void *arg)
+{
+    struct warm *w = arg;
+    check_park_in_cache(w->pool, 8);
+    atomic_store(&w->stage, 1);
+    check_await(&w->stage, 2);
+    errno = 0;
+    w->block = mempool_get(w->pool);
+    w->err = errno;
+    atomic_store(&w->stage, 3);
+    return NULL;
+}
+
+static void test_close_warm_caches(void)
+{
+    mempool_config cfg = { .capacity = 32, .block_size = 16, .cache_size = 16 };
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    struct warm w = { .pool = pool };
+    pthread_t t = check_thread(warm_main, &w);
+    check_await(&w.stage, 1);
+    check_park_in_cache(pool, 8); /* the closing thread's own cache too */
+    mempool_close(pool);
+    errno = 0;
+    CHECK(mempool_get(pool) == NULL && errno == ECANCELED);
+    CHECK(mempool_try_get(pool) == NULL && errno == ECANCELED);
+    atomic_store(&w.stage, 2);
+    pthread_join(t, NULL);
+    CHECK(w.block == NULL);
+    CHECK_EQ(w.err, ECANCELED);
+    CHECK_EQ(mempool_available(pool), 32);
+    CHECK_EQ(mempool_drain(pool, 0), 0);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     test_close_wakes_waiters();
@@ -376,5 +420,6 @@ int main(void)
     test_drain_woken_by_other_thread();
     test_drain_lazy();
     test_shutdown_pattern();
+    test_close_warm_caches();
     CHECK_DONE();
 }

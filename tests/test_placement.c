@@ -478,6 +478,16 @@ static void test_numa(void)
                          MPOL_F_ADDR), 0);
         CHECK_EQ(mode, MPOL_BIND);
         CHECK_EQ(mask[0] & 1, 1);
+        /* The report names the node and that the pool bound it (node 0
+         * is a node like any other). */
+        FILE *f = tmpfile();
+        REQUIRE(f != NULL);
+        CHECK_EQ(mempool_stats_print(pool, f), 0);
+        rewind(f);
+        char text[1024] = { 0 };
+        CHECK(fread(text, 1, sizeof text - 1, f) > 0);
+        fclose(f);
+        CHECK(strstr(text, ", node 0 (bound)") != NULL);
     } else {
         printf("skipped: the kernel has no NUMA policy calls (%s)\n", strerror(errno));
     }

@@ -435,6 +435,25 @@ static void test_generator_refusals(unsigned flags)
     mempool_destroy(pool);
 }
 
+#if !defined(_WIN32)
+/* on_misuse runs with cancellation disabled (a refusal is no cancellation
+ * point), and the caller's state is restored afterwards, either way. */
+static void test_callback_cancel_state(void)
+{
+    struct misuse_log log;
+    mempool *pool = make_arena(&log, 4, 16, 0);
+    for (int disabled = 0; disabled <= 1; disabled++) {
+        int want = disabled ? PTHREAD_CANCEL_DISABLE : PTHREAD_CANCEL_ENABLE, old;
+        pthread_setcancelstate(want, NULL);
+        CHECK_EQ(mempool_put(pool, NULL), EINVAL);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+        CHECK_EQ(old, want);
+    }
+    CHECK_EQ(log.calls, 2);
+    mempool_destroy(pool);
+}
+#endif
+
 int main(void)
 {
     test_arena_refusals(0);
@@ -443,6 +462,9 @@ int main(void)
     test_reentrant_callback(0);
     test_reentrant_callback(MEMPOOL_NO_CACHE);
     test_callback_thread();
+#if !defined(_WIN32)
+    test_callback_cancel_state();
+#endif
     test_put_bulk(0);
     test_put_bulk(MEMPOOL_NO_CACHE);
     test_generator_refusals(0);

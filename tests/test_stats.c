@@ -176,6 +176,37 @@ static void test_print_and_errors(void)
     mempool_destroy(pool);
 }
 
+static void *make_block(void *arg)
+{
+    (void)arg;
+    return malloc(32);
+}
+
+static void unmake_block(void *block, void *arg)
+{
+    (void)arg;
+    free(block);
+}
+
+/* The report's arena line is for arena pools only: a generator pool has no
+ * arena to describe. */
+static void test_print_generator(void)
+{
+    mempool_config cfg = { .capacity = 4, .make = make_block, .unmake = unmake_block };
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    char text[512] = { 0 };
+    FILE *f = tmpfile();
+    REQUIRE(f != NULL);
+    CHECK_EQ(mempool_stats_print(pool, f), 0);
+    rewind(f);
+    CHECK(fread(text, 1, sizeof text - 1, f) > 0);
+    fclose(f);
+    CHECK(strstr(text, "gets 0") != NULL);
+    CHECK(strstr(text, "arena") == NULL);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     test_sequence(MEMPOOL_NO_CACHE, 0);
@@ -183,5 +214,6 @@ int main(void)
     test_threads(MEMPOOL_NO_CACHE);
     test_threads(0);
     test_print_and_errors();
+    test_print_generator();
     CHECK_DONE();
 }

@@ -2,15 +2,18 @@
 # SPDX-License-Identifier: MIT
 """Mutation testing of src/: would the tests notice a broken line?
 
-usage: tools/mutate.py [--tier core|asan|tsan] [--count N] [--seed S] [--check]
+usage: tools/mutate.py [--tier TIER[,TIER...]] [--count N] [--seed S] [--check]
                        [--list] [--report FILE] [--scale X] [--jobs J] [--keep DIR]
+TIER: core (RelWithDebInfo, gcc), asan (clang, AddressSanitizer and UBSan,
+MEMPOOL_DEBUG) or tsan (clang, ThreadSanitizer); with several, each judges in
+turn until one kills the mutant, as the test command's tiers would.
 
 Makes single-token mutants of src/ (a relational or equality operator
 flipped, && and || swapped, a negation dropped, a + 1 or - 1 dropped, a
 returned constant changed, a call statement deleted; under --tier tsan also a
 memory order weakened to relaxed, which only ThreadSanitizer can judge), each
-in a scratch copy of the project, rebuilds that tier's tree incrementally and
-runs its tests, fastest first, two at a time, until one fails. Verdicts:
+in a scratch copy of the project, rebuilds the tier's tree incrementally and
+runs its ctest tests, fastest first, two at a time, until one fails. Verdicts:
   killed     a test failed, crashed or timed out
   SURVIVED   every test passed
   equivalent it survived and tests/MUTANTS.md lists it with the reason it
@@ -237,9 +240,54 @@ class Tree:
         return failed
 
 
+def prepare(t, tier):
+    """Builds and times the unmutated tree: its object digests, the tests in
+    the order the mutants run them (fastest first) and their time limits."""
+    if not (t.configure() and t.build()):
+        sys.exit(f"mutate: the unmutated {tier} tree does not build (in {t.bld})")
+    limits, times = {}, {}
+    for name in t.tests():
+        limits[name] = 600
+        t0 = time.monotonic()
+        if t.run([name], limits):
+            sys.exit(f"mutate: test {name} fails unmutated ({tier} tier)")
+        times[name] = time.monotonic() - t0
+        limits[name] = max(20.0, 6 * times[name])
+    t.base, t.times, t.limits = t.objects(), times, limits
+    t.order, t.kills = sorted(times, key=times.get), {}
+    print(f"mutate: {tier} tier: {len(times)} tests, {sum(times.values()):.1f} s unmutated",
+          flush=True)
+
+
+def judge(t, rel, i, mutated):
+    """One tier's verdict on a mutant: (verdict, killing test, seconds)."""
+    path = os.path.join(t.src, rel)
+    orig = open(path).read()
+    lines = orig.split("\n")
+    lines[i] = mutated
+    open(path, "w").write("\n".join(lines))
+    t0 = time.monotonic()
+    try:
+        if not t.build():
+            return "no-build", "", time.monotonic() - t0
+        if t.objects() == t.base:
+            return "same-code", "", time.monotonic() - t0
+        by = t.run(t.order, t.limits)
+        if by:
+            # Tests that kill often run first: later mutants are judged
+            # sooner (the verdicts do not change).
+            t.kills[by] = t.kills.get(by, 0) + 1
+            t.order.sort(key=lambda name: (-t.kills.get(name, 0), t.times[name]))
+        return ("killed" if by else "SURVIVED"), by, time.monotonic() - t0
+    finally:
+        open(path, "w").write(orig)
+        os.utime(path, (time.time() + 1, time.time() + 1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tier", default="core", choices=sorted(TIERS))
+    ap.add_argument("--tier", default="core",
+                    help="judging tiers, comma-separated, in order: " + ",".join(sorted(TIERS)))
     ap.add_argument("--count", type=int, default=15)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--check", action="store_true")
@@ -250,91 +298,80 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="also print the time each mutant took")
     ap.add_argument("--keep", default=None, help="scratch directory (kept, and reused)")
     a = ap.parse_args()
+    tiers = a.tier.split(",")
+    for tier in tiers:
+        if tier not in TIERS:
+            sys.exit(f"mutate: unknown tier {tier} (tiers: {', '.join(sorted(TIERS))})")
     seed = recorded_seed() if a.seed is None else a.seed
     work = a.keep or tempfile.mkdtemp(prefix="mempool-mutants-")
     os.makedirs(work, exist_ok=True)
-    t = Tree(work, a.tier, a.jobs, a.scale)
+    trees = [Tree(os.path.join(work, tier), tier, a.jobs, a.scale) for tier in tiers]
     started = time.monotonic()
     try:
-        if not (t.configure() and t.build()):
-            sys.exit(f"mutate: the unmutated {a.tier} tree does not build (in {t.bld})")
-        base = t.objects()
-        built = {os.path.basename(p)[:-2] for p in base if p.endswith(".c.o")}
-        cands = candidates(t.src, built, a.tier)
-        rng = random.Random(seed)
-        rng.shuffle(cands)
+        first = trees[0]
+        if not (first.configure() and first.build()):
+            sys.exit(f"mutate: the unmutated {tiers[0]} tree does not build (in {first.bld})")
+        built = {os.path.basename(p)[:-2] for p in first.objects() if p.endswith(".c.o")}
+        cands = candidates(first.src, built, "tsan" if "tsan" in tiers else tiers[0])
+        random.Random(seed).shuffle(cands)
         if a.list:
             for rel, i, s, e, rep, rule in cands[:a.count]:
                 print(f"{rel}:{i + 1}\t{rule}")
             return 0
-        # The unmutated tests, one by one: each must pass; their times order
-        # the mutants' runs (fastest first) and bound them.
-        limits, times = {}, {}
-        for name in t.tests():
-            limits[name] = 600
-            t0 = time.monotonic()
-            if t.run([name], limits):
-                sys.exit(f"mutate: test {name} fails unmutated ({a.tier} tier)")
-            times[name] = time.monotonic() - t0
-            limits[name] = max(20.0, 6 * times[name])
-        order = sorted(times, key=times.get)
-        print(f"mutate: {a.tier} tier, seed {seed}, {len(cands)} candidates, {len(order)} tests "
-              f"({sum(times.values()):.1f} s unmutated)", flush=True)
+        for t, tier in zip(trees, tiers):
+            prepare(t, tier)
+        print(f"mutate: tiers {','.join(tiers)}, seed {seed}, {len(cands)} candidates", flush=True)
         known = equivalents()
-        kills = {}
         verdicts = {"killed": 0, "SURVIVED": 0, "equivalent": 0, "same-code": 0, "no-build": 0}
+        killed_by = {tier: 0 for tier in tiers}
         unanswered = []
         report = open(a.report, "w") if a.report else None
         for rel, i, s, e, rep, rule in cands:
             if verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"] >= a.count:
                 break
-            path = os.path.join(t.src, rel)
-            orig = open(path).read()
-            lines = orig.split("\n")
-            before = lines[i]
-            lines[i] = before[:s] + rep + before[e:]
-            open(path, "w").write("\n".join(lines))
-            by, spent = None, ""
-            t0 = time.monotonic()
-            try:
-                if not t.build():
-                    verdict = "no-build"
-                elif t.objects() == base:
-                    verdict = "same-code"
-                else:
-                    t1 = time.monotonic()
-                    by = t.run(order, limits) or ""
-                    spent = f"build {t1 - t0:.1f} s, tests {time.monotonic() - t1:.1f} s"
-                    if by:
-                        # Tests that kill often run first: later mutants
-                        # are judged sooner (the verdicts do not change).
-                        kills[by] = kills.get(by, 0) + 1
-                        order.sort(key=lambda name: (-kills.get(name, 0), times[name]))
-                    key = (rel, before.strip(), lines[i].strip())
-                    verdict = "killed" if by else "equivalent" if key in known else "SURVIVED"
-            finally:
-                open(path, "w").write(orig)
-                os.utime(path, (time.time() + 1, time.time() + 1))
+            before = open(os.path.join(first.src, rel)).read().split("\n")[i]
+            after = before[:s] + rep + before[e:]
+            # Each tier in turn, until one kills it; the same code in every
+            # tier is no mutant at all.
+            verdict, by, spent, same = "SURVIVED", "", [], 0
+            for t, tier in zip(trees, tiers):
+                v, test, secs = judge(t, rel, i, after)
+                spent.append(f"{tier} {secs:.1f} s")
+                if v == "no-build":
+                    verdict = v
+                    break
+                if v == "same-code":
+                    same += 1
+                elif v == "killed":
+                    verdict, by = v, (f"{tier}: {test}" if len(tiers) > 1 else test)
+                    killed_by[tier] += 1
+                    break
+            if verdict == "SURVIVED" and same == len(tiers):
+                verdict = "same-code"
+            key = (rel, before.strip(), after.strip())
+            if verdict == "SURVIVED" and key in known:
+                verdict = "equivalent"
             verdicts[verdict] += 1
             if verdict == "SURVIVED":
-                unanswered.append((rel, before.strip(), lines[i].strip()))
-            line = f"{verdict}\t{rel}:{i + 1}\t{rule}\t`{before.strip()}` -> `{lines[i].strip()}`"
+                unanswered.append(key)
+            line = f"{verdict}\t{rel}:{i + 1}\t{rule}\t`{before.strip()}` -> `{after.strip()}`"
             if by:
                 line += f"\t({by})"
-            if a.verbose and spent:
-                line += f"\t[{spent}]"
+            if a.verbose:
+                line += f"\t[{', '.join(spent)}]"
             print(line, flush=True)
             if report:
-                report.write(f"{verdict}\t{rel}:{i + 1}\t{rule}\t{by or ''}\t{before.strip()}\t{lines[i].strip()}\n")
-        # Leave the tree as the unmutated build for a rerun with --keep.
-        t.build()
+                report.write(f"{verdict}\t{rel}:{i + 1}\t{rule}\t{by}\t{before.strip()}\t{after.strip()}\n")
+        for t in trees:
+            t.build()  # leave the trees unmutated for a rerun with --keep
         judged = verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"]
         score = 100.0 * verdicts["killed"] / max(judged, 1)
-        print(f"mutation score ({a.tier} tier, seed {seed}): {verdicts['killed']}/{judged} killed "
-              f"({score:.1f}%), {verdicts['equivalent']} equivalent (tests/MUTANTS.md), "
-              f"{verdicts['SURVIVED']} survived unanswered; not judged: {verdicts['same-code']} "
-              f"same code, {verdicts['no-build']} did not build; "
-              f"{time.monotonic() - started:.0f} s")
+        by_tier = ", ".join(f"{n} by {tier}" for tier, n in killed_by.items()) if len(tiers) > 1 else ""
+        print(f"mutation score ({','.join(tiers)}, seed {seed}): {verdicts['killed']}/{judged} killed "
+              f"({score:.1f}%{'; ' + by_tier if by_tier else ''}), {verdicts['equivalent']} "
+              f"equivalent (tests/MUTANTS.md), {verdicts['SURVIVED']} survived unanswered; "
+              f"not judged: {verdicts['same-code']} same code, {verdicts['no-build']} did not "
+              f"build; {time.monotonic() - started:.0f} s")
         if a.check and unanswered:
             for u in unanswered:
                 print("unanswered survivor: - `%s`: `%s` -> `%s`" % u)
