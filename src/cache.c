@@ -122,27 +122,17 @@ static bool mags_give(mempool *pool, struct cache *c, const uint32_t *indices, s
     return true;
 }
 
-/* Moves the previous magazine's rounds onto the loaded one, which has room
- * for them (the owner, under the lock). */
-static void mags_merge(struct cache *c)
-{
-    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
-    uint32_t prev = atomic_load_explicit(&c->prev_count, memory_order_relaxed);
-    DEBUG_ASSERT(count + prev <= c->size);
-    for (uint32_t i = 0; i < prev; i++)
-        atomic_store_explicit(&c->loaded[count + i],
-                              atomic_load_explicit(&c->previous[i], memory_order_relaxed),
-                              memory_order_relaxed);
-    atomic_store_explicit(&c->count, count + prev, memory_order_relaxed);
-    atomic_store_explicit(&c->prev_count, 0, memory_order_relaxed);
-}
-
 /* Under the lock, both magazines too empty for n: trade an empty one for a
  * full one from the depot, else fill the loaded one from the shared stack.
- * True when they then hold n rounds. */
+ * True when they then hold n rounds.
+ *
+ * The previous magazine is always empty or full: it only changes by a swap
+ * (after a take emptied the loaded one, or a give filled it), a trade with
+ * the depot (for a full or an empty one) or an emptying. With n <= M rounds
+ * missing, it is the empty one here, and the full one in spill_locked. */
 static bool refill_locked(mempool *pool, struct cache *c, size_t n)
 {
-    mags_merge(c); /* count + prev < n <= size: it fits */
+    DEBUG_ASSERT(atomic_load_explicit(&c->prev_count, memory_order_relaxed) == 0);
     _Atomic uint32_t *full = depot_take_full(&pool->depot);
     if (full) {
         mempool__depot_give_empty(&pool->depot, c->previous);
@@ -160,21 +150,12 @@ static bool refill_locked(mempool *pool, struct cache *c, size_t n)
     return count + k >= n;
 }
 
-/* Under the lock, both magazines too full for n: top the previous one up
- * from the loaded one (together they hold more than one magazine), then
- * trade it for an empty one from the depot, else push its rounds onto the
- * shared stack. Afterwards the previous magazine is empty. */
+/* Under the lock, both magazines too full for n, so the previous one is
+ * full: trade it for an empty one from the depot, else push its rounds onto
+ * the shared stack. Afterwards the previous magazine is empty. */
 static void spill_locked(mempool *pool, struct cache *c)
 {
-    uint32_t count = atomic_load_explicit(&c->count, memory_order_relaxed);
-    uint32_t prev = atomic_load_explicit(&c->prev_count, memory_order_relaxed);
-    uint32_t move = c->size - prev;
-    DEBUG_ASSERT(count + prev > c->size && move <= count);
-    for (uint32_t i = 0; i < move; i++)
-        atomic_store_explicit(&c->previous[prev + i],
-                              atomic_load_explicit(&c->loaded[count - 1 - i], memory_order_relaxed),
-                              memory_order_relaxed);
-    atomic_store_explicit(&c->count, count - move, memory_order_relaxed);
+    DEBUG_ASSERT(atomic_load_explicit(&c->prev_count, memory_order_relaxed) == c->size);
     _Atomic uint32_t *empty = depot_take_empty(&pool->depot);
     if (empty) {
         depot_give_full(&pool->depot, c->previous);

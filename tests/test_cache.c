@@ -282,6 +282,50 @@ static void test_refill(void)
     mempool_destroy(pool);
 }
 
+/* Exactly as many free blocks as a get asks for, all on the shared stack:
+ * the refill that brings them serves the get, single or bulk, for every
+ * count up to the cache size. Catches a refill that reports failure when it
+ * brought exactly enough (the get would then fail, or sleep, while the
+ * blocks sit in the caller's own cache). */
+struct holder {
+    mempool *pool;
+    size_t n;
+    void **blocks;
+};
+
+static void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+    for (size_t i = 0; i < h->n; i++)
+        REQUIRE((h->blocks[i] = mempool_get(h->pool)) != NULL);
+    return NULL; /* its exit hands its cache back: the rest is on the stack */
+}
+
+static void test_refill_exact(void)
+{
+    enum { SIZE = 16, CAPACITY = 64 };
+    for (size_t want = 1; want <= SIZE; want++) {
+        mempool *pool = cached_pool(CAPACITY, SIZE);
+        void *held[CAPACITY];
+        struct holder h = { .pool = pool, .n = CAPACITY - want, .blocks = held };
+        pthread_join(check_thread(holder_main, &h), NULL);
+        CHECK_EQ(mempool_available(pool), want);
+        void *b[SIZE];
+        if (want == 1) {
+            b[0] = mempool_try_get(pool);
+            CHECK(b[0] != NULL);
+        } else {
+            CHECK_EQ(mempool_get_bulk(pool, b, want, 0), 0);
+        }
+        CHECK_EQ(mempool_available(pool), 0);
+        if (b[0])
+            CHECK_EQ(mempool_put_bulk(pool, b, want), 0);
+        CHECK_EQ(mempool_put_bulk(pool, held, CAPACITY - want), 0);
+        CHECK_EQ(mempool_drain(pool, 0), 0);
+        mempool_destroy(pool);
+    }
+}
+
 int main(void)
 {
     for (int how = 0; how < 3; how++) {
@@ -294,5 +338,6 @@ int main(void)
     test_many_pools();
     test_flush();
     test_refill();
+    test_refill_exact();
     CHECK_DONE();
 }

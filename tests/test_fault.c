@@ -354,6 +354,12 @@ static void fault_first_use(enum kind kind, enum first_op op)
         for (int i = FIRST_POOLS - 1; i >= 0; i--) {
             CHECK_EQ(mempool_available(pools[i]), FIRST_CAPACITY);
             CHECK_EQ(mempool_drain(pools[i], 0), 0);
+            /* Counted whether the thread had a cache or ran without one
+             * (its counts then go to the pool's shared counters). */
+            mempool_stats s;
+            CHECK_EQ(mempool_stats_read(pools[i], &s), 0);
+            CHECK(s.gets >= 21);
+            CHECK_EQ(s.gets, s.puts);
             exercise(pools[i]);
             mempool_destroy(pools[i]);
             CHECK_EQ(atomic_load(&m[i].live), 0);

@@ -179,6 +179,60 @@ static void test_sweep(void)
     free(held);
 }
 
+/* A seeded random walk of one thread's gets and puts, single and bulk, of
+ * sizes up to two magazines and a bit, in a pool small enough that the
+ * shared stack runs dry and the depot trades full and empty magazines: the
+ * magazines reach fills the fixed sweep does not (a previous magazine partly
+ * full when a refill merges it, a spill that moves only part of the loaded
+ * one). After every step no block has two holders and the free count is
+ * exact; at the end every block comes back once. */
+static void test_random_walk(unsigned cache_size, unsigned seed)
+{
+    enum { CAPACITY = 96 };
+    void *held[CAPACITY];
+    mempool_config config = { .capacity = CAPACITY, .block_size = 16, .cache_size = cache_size };
+    struct owners o = { mempool_create(&config), calloc(CAPACITY, sizeof(atomic_int)) };
+    REQUIRE(o.pool && o.owner);
+    size_t count = 0, top = 2 * (size_t)cache_size + 3;
+    long steps = (long)(20000 * check_scale()) + 2000;
+    for (long step = 0; step < steps; step++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 1 + (seed >> 16) % top;
+        bool get = (seed >> 8) % 2 ? count + n <= CAPACITY : n > count;
+        bool single = n == 1 || (seed >> 12) % 5 == 0;
+        if (single)
+            n = 1;
+        if (get && count + n <= CAPACITY) {
+            if (single)
+                REQUIRE((held[count] = mempool_try_get(o.pool)) != NULL);
+            else
+                CHECK_EQ(mempool_get_bulk(o.pool, held + count, n, 0), 0);
+            for (size_t i = 0; i < n; i++)
+                claim(&o, held[count + i], 1);
+            count += n;
+        } else if (!get && n <= count) {
+            count -= n;
+            for (size_t i = 0; i < n; i++)
+                release(&o, held[count + i], 1);
+            if (single)
+                CHECK_EQ(mempool_put(o.pool, held[count]), 0);
+            else
+                CHECK_EQ(mempool_put_bulk(o.pool, held + count, n), 0);
+        }
+        if (mempool_available(o.pool) != CAPACITY - count) {
+            CHECK_EQ(mempool_available(o.pool), CAPACITY - count);
+            break;
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        release(&o, held[i], 1);
+    CHECK_EQ(mempool_put_bulk(o.pool, held, count), 0);
+    CHECK_EQ(mempool_drain(o.pool, 0), 0);
+    check_get_all(o.pool, held);
+    free(o.owner);
+    mempool_destroy(o.pool);
+}
+
 /* A pool's gets were served by this thread's cache. */
 static bool served_by_cache(mempool *pool)
 {
@@ -429,6 +483,9 @@ static void test_large(void)
 int main(void)
 {
     test_sweep();
+    static const unsigned walk_sizes[] = { 1, 2, 3, 4, 7, 8, 16, 32 };
+    for (unsigned i = 0; i < sizeof walk_sizes / sizeof *walk_sizes; i++)
+        test_random_walk(walk_sizes[i], 7 + i);
     test_refusals();
     test_large();
     test_handoff();

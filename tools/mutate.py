@@ -11,7 +11,9 @@ turn until one kills the mutant, as the test command's tiers would.
 Makes single-token mutants of src/ (a relational or equality operator
 flipped, && and || swapped, a negation dropped, a + 1 or - 1 dropped, a
 returned constant changed, a call statement deleted; under --tier tsan also a
-memory order weakened to relaxed, which only ThreadSanitizer can judge), each
+memory order weakened to relaxed, which only ThreadSanitizer can judge; none
+in code that only the test builds compile, MEMPOOL_FAULT_INJECTION, nor in
+the internal assertions, DEBUG_ASSERT), each
 in a scratch copy of the project, rebuilds the tier's tree incrementally and
 runs its ctest tests, fastest first, two at a time, until one fails. Verdicts:
   killed     a test failed, crashed or timed out
@@ -68,6 +70,8 @@ RULES = [
     ("const", r"\breturn false;", "return true;"),
 ]
 ORDER_RULE = ("order", r"\bmemory_order_(?:acquire|release|acq_rel|seq_cst)\b", "memory_order_relaxed")
+TEST_ONLY = "MEMPOOL_FAULT_INJECTION"
+ASSERTION = "DEBUG_ASSERT("
 CALL = re.compile(r"^(\s*)(?:\(void\)\s*)?[A-Za-z_][A-Za-z_0-9]*\(.*\);\s*$")
 
 
@@ -113,10 +117,24 @@ def candidates(src, built, tier):
             text = open(path).read()
             code = blank_comments(text).split("\n")
             cont = False
+            conds = []  # per open #if: True inside the test builds' branch
             for i, line in enumerate(code):
                 directive = cont or line.lstrip().startswith("#")
                 cont = directive and line.rstrip().endswith("\\")
-                if directive or not line.strip():
+                d = line.strip().lstrip("#").strip() if directive else ""
+                if d.startswith("if"):
+                    conds.append(TEST_ONLY in d and not d.startswith("ifndef"))
+                elif d.startswith(("else", "elif")) and conds:
+                    conds[-1] = False
+                elif d.startswith("endif") and conds:
+                    conds.pop()
+                # Code that only test builds compile (fault injection) is
+                # scaffolding, not the library: no mutants of it.
+                if directive or not line.strip() or any(conds):
+                    continue
+                # An assertion states an invariant the suite runs with: a
+                # weaker one changes nothing, a stronger one fails at once.
+                if line.lstrip().startswith(ASSERTION):
                     continue
                 for name, pat, rep in rules:
                     for m in re.finditer(pat, line):
@@ -126,12 +144,26 @@ def candidates(src, built, tier):
     return cands
 
 
+FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z_0-9 *]*?\b([A-Za-z_][A-Za-z_0-9]*)\(")
+
+
+def function_of(lines, i):
+    """The function whose body holds line i: the name on the last line
+    before it that starts a definition in column 0 (the project's style)."""
+    for j in range(i, -1, -1):
+        m = FUNCTION.match(lines[j])
+        if m and not lines[j].rstrip().endswith(";"):
+            return m.group(1)
+    return "-"
+
+
 def equivalents():
-    """(file, original line, mutated line) listed in tests/MUTANTS.md."""
+    """(file, function, original line, mutated line) listed in
+    tests/MUTANTS.md as "- `file` `function`: `original` -> `mutated`: why"."""
     known = set()
     if os.path.exists(MUTANTS_MD):
         for line in open(MUTANTS_MD):
-            m = re.match(r"^- `([^`]+)`: `([^`]*)` -> `([^`]*)`", line)
+            m = re.match(r"^- `([^`]+)` `([^`]+)`: `([^`]*)` -> `([^`]*)`", line)
             if m:
                 known.add(m.groups())
     return known
@@ -329,7 +361,8 @@ def main():
         for rel, i, s, e, rep, rule in cands:
             if verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"] >= a.count:
                 break
-            before = open(os.path.join(first.src, rel)).read().split("\n")[i]
+            text = open(os.path.join(first.src, rel)).read().split("\n")
+            before, func = text[i], function_of(text, i)
             after = before[:s] + rep + before[e:]
             # Each tier in turn, until one kills it; the same code in every
             # tier is no mutant at all.
@@ -348,20 +381,20 @@ def main():
                     break
             if verdict == "SURVIVED" and same == len(tiers):
                 verdict = "same-code"
-            key = (rel, before.strip(), after.strip())
+            key = (rel, func, before.strip(), after.strip())
             if verdict == "SURVIVED" and key in known:
                 verdict = "equivalent"
             verdicts[verdict] += 1
             if verdict == "SURVIVED":
                 unanswered.append(key)
-            line = f"{verdict}\t{rel}:{i + 1}\t{rule}\t`{before.strip()}` -> `{after.strip()}`"
+            line = f"{verdict}\t{rel}:{i + 1}\t{func}\t{rule}\t`{before.strip()}` -> `{after.strip()}`"
             if by:
                 line += f"\t({by})"
             if a.verbose:
                 line += f"\t[{', '.join(spent)}]"
             print(line, flush=True)
             if report:
-                report.write(f"{verdict}\t{rel}:{i + 1}\t{rule}\t{by}\t{before.strip()}\t{after.strip()}\n")
+                report.write(f"{verdict}\t{rel}:{i + 1}\t{func}\t{rule}\t{by}\t{before.strip()}\t{after.strip()}\n")
         for t in trees:
             t.build()  # leave the trees unmutated for a rerun with --keep
         judged = verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"]
@@ -374,7 +407,7 @@ def main():
               f"build; {time.monotonic() - started:.0f} s")
         if a.check and unanswered:
             for u in unanswered:
-                print("unanswered survivor: - `%s`: `%s` -> `%s`" % u)
+                print("unanswered survivor: - `%s` `%s`: `%s` -> `%s`" % u)
             return 1
         return 0
     finally:
