@@ -24,7 +24,9 @@
 #include <stdalign.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -501,6 +503,70 @@ static void test_numa(void)
     CHECK_EQ(errno, EINVAL);
 }
 
+/* Creation when the kernel refuses the memory: under an address-space
+ * limit a little above what the process maps, every way of placing an arena
+ * that does not fit (base pages, huge pages with their fallbacks, a NUMA
+ * binding) fails with ENOMEM, and a pool that fits is still made. Run in a
+ * child (the limit is for good); not under the sanitizers, whose shadow
+ * memory needs the address space, nor under an emulator or memcheck. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+static void test_address_limit(void)
+{
+    if (UNDER_TSAN || __asan_poison_memory_region || getenv("MEMPOOL_TEST_EMULATOR")) {
+        puts("address limit: skipped under a sanitizer or an emulator");
+        return;
+    }
+#ifdef HAVE_MEMCHECK
+    if (RUNNING_ON_VALGRIND) {
+        puts("address limit: skipped under valgrind");
+        return;
+    }
+#endif
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        long kb = 0;
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+                break;
+        if (f)
+            fclose(f);
+        REQUIRE(kb > 0);
+        struct rlimit lim = { .rlim_cur = ((rlim_t)kb << 10) + (64u << 20),
+                              .rlim_max = RLIM_INFINITY };
+        REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
+        static const unsigned flags[] = { 0, MEMPOOL_HUGEPAGES, MEMPOOL_NUMA,
+                                          MEMPOOL_HUGEPAGES | MEMPOOL_NUMA, MEMPOOL_CHECKED };
+        for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+            mempool_config c = { .capacity = 1 << 16, .block_size = 4096, .flags = flags[i] };
+            errno = 0;
+            CHECK(mempool_create(&c) == NULL);
+            CHECK_EQ(errno, ENOMEM);
+        }
+        mempool_config small = { .capacity = 64, .block_size = 64, .flags = MEMPOOL_HUGEPAGES };
+        mempool *pool = mempool_create(&small);
+        CHECK(pool != NULL);
+        mempool_destroy(pool);
+        exit(check_failures ? 1 : 0);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     test_region();
@@ -509,5 +575,6 @@ int main(void)
     test_errors();
     test_hugepages();
     test_numa();
+    test_address_limit();
     CHECK_DONE();
 }

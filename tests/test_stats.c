@@ -170,6 +170,10 @@ static void test_print_and_errors(void)
         errno = 0;
         CHECK_EQ(mempool_stats_print(pool, full), EIO);
         CHECK_EQ(errno, 0);
+        /* Unbuffered, the first line's write fails already. */
+        setvbuf(full, NULL, _IONBF, 0);
+        CHECK_EQ(mempool_stats_print(pool, full), EIO);
+        CHECK_EQ(errno, 0);
         fclose(full);
     }
     CHECK_EQ(mempool_put(pool, b), 0);
