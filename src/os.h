@@ -71,21 +71,38 @@ typedef pthread_mutex_t os_lock_t;
 #define OS_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
 typedef pthread_once_t os_once_t;
 #define OS_ONCE_INIT PTHREAD_ONCE_INIT
+#if defined(MEMPOOL_DEBUG)
+/* Debug builds check the lock discipline: an error-checking mutex refuses a
+ * relock by its holder and an unlock by a thread that does not hold it, and
+ * the refusal aborts. */
+#include <stdlib.h>
+static inline void os_lock_init(os_lock_t *l)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(l, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+#define OS_LOCK_CHECKED(call) ((call) == 0 ? (void)0 : abort())
+#else
 static inline void os_lock_init(os_lock_t *l)
 {
     pthread_mutex_init(l, NULL);
 }
+#define OS_LOCK_CHECKED(call) ((void)(call))
+#endif
 static inline void os_lock_destroy(os_lock_t *l)
 {
     pthread_mutex_destroy(l);
 }
 static inline void os_lock(os_lock_t *l)
 {
-    pthread_mutex_lock(l);
+    OS_LOCK_CHECKED(pthread_mutex_lock(l));
 }
 static inline void os_unlock(os_lock_t *l)
 {
-    pthread_mutex_unlock(l);
+    OS_LOCK_CHECKED(pthread_mutex_unlock(l));
 }
 static inline void os_once(os_once_t *once, void (*fn)(void))
 {
