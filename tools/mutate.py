@@ -24,7 +24,8 @@ runs its ctest tests, fastest first, two at a time, until one fails. Verdicts:
              build's (code the tier does not compile, or that the compiler
              folds): provably the same program, not judged
   no-build   it does not compile: not judged
-The score is killed / (killed + survived + equivalent).
+The score is killed / (killed + survived): an equivalent mutant is the same
+program, which no test can tell apart. --count counts the three.
 
 The sample is drawn from every candidate of the tier's sources, in a fixed
 order, with the seed: for one commit and seed it is the same everywhere.
@@ -397,7 +398,8 @@ def main():
                 report.write(f"{verdict}\t{rel}:{i + 1}\t{func}\t{rule}\t{by}\t{before.strip()}\t{after.strip()}\n")
         for t in trees:
             t.build()  # leave the trees unmutated for a rerun with --keep
-        judged = verdicts["killed"] + verdicts["SURVIVED"] + verdicts["equivalent"]
+        # Equivalent mutants are the same program: the score leaves them out.
+        judged = verdicts["killed"] + verdicts["SURVIVED"]
         score = 100.0 * verdicts["killed"] / max(judged, 1)
         by_tier = ", ".join(f"{n} by {tier}" for tier, n in killed_by.items()) if len(tiers) > 1 else ""
         print(f"mutation score ({','.join(tiers)}, seed {seed}): {verdicts['killed']}/{judged} killed "
