@@ -318,6 +318,10 @@ static void test_errors(void)
     c.flags = MEMPOOL_NUMA;
     c.numa_node = 1 << 20;
     EXPECT_EINVAL(c);
+    c.numa_node = 1024; /* one past the node mask the library passes the kernel */
+    EXPECT_EINVAL(c);
+    c.numa_node = 1023; /* inside it, but no machine here has that node */
+    EXPECT_EINVAL(c);
     c.numa_node = -1;
     EXPECT_EINVAL(c);
     c = arena; /* a node without the flag */

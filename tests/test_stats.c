@@ -192,6 +192,20 @@ static void unmake_block(void *block, void *arg)
     free(block);
 }
 
+/* The high-water mark counts a bulk get that is a pool's first call. */
+static void test_high_after_bulk(unsigned flags)
+{
+    mempool *pool = pool_with(64, flags, 0);
+    void *b[10];
+    CHECK_EQ(mempool_get_bulk(pool, b, 10, 0), 0);
+    mempool_stats s = stats_of(pool);
+    CHECK(s.out_high >= 10);
+    if (flags & MEMPOOL_NO_CACHE)
+        CHECK_EQ(s.out_high, 10);
+    CHECK_EQ(mempool_put_bulk(pool, b, 10), 0);
+    mempool_destroy(pool);
+}
+
 /* The report's arena line is for arena pools only: a generator pool has no
  * arena to describe. */
 static void test_print_generator(void)
@@ -219,5 +233,7 @@ int main(void)
     test_threads(0);
     test_print_and_errors();
     test_print_generator();
+    test_high_after_bulk(MEMPOOL_NO_CACHE);
+    test_high_after_bulk(0);
     CHECK_DONE();
 }

@@ -3,7 +3,9 @@
  * tools should report. The ASan build of this program links the library
  * uninstrumented and expects "use-after-poison"; under valgrind it expects an
  * invalid write, and with "leak" a report of the block never put back;
- * "clean" makes only legal uses ("generator-clean": of malloc'd blocks). Not a ctest test on its own: it commits the bug on purpose. */
+ * "clean" makes only legal uses ("generator-clean": of malloc'd blocks);
+ * "never-got" writes to a block that was never handed out (free from the
+ * start: poisoned at creation). Not a ctest test on its own: it commits the bug on purpose. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,14 @@ int main(int argc, char **argv)
             return 2;
         mempool_destroy(pool);
         puts("clean");
+        return 0;
+    }
+    if (!strcmp(mode, "never-got")) {
+        char *fresh = mempool_block(pool, 200);
+        fprintf(stderr, "writing to %p, never handed out\n", (void *)fresh);
+        ((volatile char *)fresh)[3] = 7;
+        mempool_put(pool, neighbour);
+        mempool_destroy(pool);
         return 0;
     }
     fprintf(stderr, "writing to %p after putting it back\n", (void *)block);
