@@ -507,12 +507,6 @@ static void test_numa(void)
     CHECK_EQ(errno, EINVAL);
 }
 
-/* Creation when the kernel refuses the memory: under an address-space
- * limit a little above what the process maps, every way of placing an arena
- * that does not fit (base pages, huge pages with their fallbacks, a NUMA
- * binding) fails with ENOMEM, and a pool that fits is still made. Run in a
- * child (the limit is for good); not under the sanitizers, whose shadow
- * memory needs the address space, nor under an emulator or memcheck. */
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
 #elif defined(__has_feature)
@@ -524,18 +518,66 @@ static void test_numa(void)
 #define UNDER_TSAN 0
 #endif
 
+/* True when the process maps memory only as the program asks: not under a
+ * sanitizer (shadow memory, quarantines), memcheck or an emulator. */
+static bool plain_process(void)
+{
+#ifdef HAVE_MEMCHECK
+    if (RUNNING_ON_VALGRIND)
+        return false;
+#endif
+    return !UNDER_TSAN && !__asan_poison_memory_region && !getenv("MEMPOOL_TEST_EMULATOR");
+}
+
+static long vm_size_kb(void)
+{
+    long kb = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* An arena aligned past the page size is mapped with room to align it and
+ * the rest unmapped at once: creating and destroying such pools gives every
+ * byte of address space back. Catches a trim that leaves the head or the
+ * tail of the mapping behind. */
+static void test_aligned_unmapped(void)
+{
+    static const size_t alignments[] = { 1 << 16, 1 << 20, 1 << 21 };
+    long before = 0;
+    for (int round = 0; round < 4; round++) {
+        if (round == 1)
+            before = vm_size_kb(); /* after one round of warm-up */
+        for (size_t a = 0; a < sizeof alignments / sizeof *alignments; a++) {
+            mempool_config c = { .capacity = 100, .block_size = 1000,
+                                 .alignment = alignments[a] };
+            mempool *pool = mempool_create(&c);
+            REQUIRE(pool != NULL);
+            CHECK_EQ((uintptr_t)mempool_block(pool, 0) % alignments[a], 0);
+            mempool_destroy(pool);
+        }
+    }
+    if (plain_process())
+        CHECK_EQ(vm_size_kb(), before);
+}
+
+/* Creation when the kernel refuses the memory: under an address-space
+ * limit a little above what the process maps, every way of placing an arena
+ * that does not fit (base pages, huge pages with their fallbacks, a NUMA
+ * binding) fails with ENOMEM, and a pool that fits is still made. Run in a
+ * child (the limit is for good); not under the sanitizers, whose shadow
+ * memory needs the address space, nor under an emulator or memcheck. */
 static void test_address_limit(void)
 {
-    if (UNDER_TSAN || __asan_poison_memory_region || getenv("MEMPOOL_TEST_EMULATOR")) {
-        puts("address limit: skipped under a sanitizer or an emulator");
+    if (!plain_process()) {
+        puts("address limit: skipped under a sanitizer, memcheck or an emulator");
         return;
     }
-#ifdef HAVE_MEMCHECK
-    if (RUNNING_ON_VALGRIND) {
-        puts("address limit: skipped under valgrind");
-        return;
-    }
-#endif
     fflush(NULL);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -579,6 +621,7 @@ int main(void)
     test_errors();
     test_hugepages();
     test_numa();
+    test_aligned_unmapped();
     test_address_limit();
     CHECK_DONE();
 }
