@@ -358,8 +358,9 @@ size_t mempool_arena_bytes(const mempool_config *config)
     probe.checked = c.flags & MEMPOOL_CHECKED;
     if (!err)
         err = arena_layout(&probe, &c);
-    if (!err && probe.arena_bytes > PTRDIFF_MAX - (probe.arena_alignment - 1))
-        err = EOVERFLOW;
+    /* No overflow below: the arena is a whole number of strides, each a
+     * multiple of the alignment, and at most PTRDIFF_MAX bytes, so at most
+     * PTRDIFF_MAX - (alignment - 1). */
     if (err) {
         errno = err;
         return 0;

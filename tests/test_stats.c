@@ -170,7 +170,29 @@ static void test_print_and_errors(void)
         errno = 0;
         CHECK_EQ(mempool_stats_print(pool, full), EIO);
         CHECK_EQ(errno, 0);
+        /* A buffer that holds the report's first lines, not its arena
+         * line: the arena line's write fails. */
+        FILE *probe = tmpfile();
+        REQUIRE(probe != NULL);
+        CHECK_EQ(mempool_stats_print(pool, probe), 0);
+        long whole = ftell(probe);
+        rewind(probe);
+        char text[1024] = { 0 };
+        CHECK(fread(text, 1, sizeof text - 1, probe) > 0);
+        fclose(probe);
+        char *arena = strstr(text, "  arena");
+        REQUIRE(arena != NULL && whole > 0);
+        static char buffer[1024];
+        fclose(full); /* a buffer is set before a stream's first output */
+        full = fopen("/dev/full", "w");
+        REQUIRE(full != NULL);
+        setvbuf(full, buffer, _IOFBF, (size_t)(arena - text) + 1);
+        CHECK_EQ(mempool_stats_print(pool, full), EIO);
+        CHECK_EQ(errno, 0);
+        fclose(full);
         /* Unbuffered, the first line's write fails already. */
+        full = fopen("/dev/full", "w");
+        REQUIRE(full != NULL);
         setvbuf(full, NULL, _IONBF, 0);
         CHECK_EQ(mempool_stats_print(pool, full), EIO);
         CHECK_EQ(errno, 0);
