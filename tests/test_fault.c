@@ -564,13 +564,13 @@ static void fault_barrier(void)
 
 /* A get that sleeps because its barrier failed leaves the other caches
  * armed; the owner honours at its next call of any kind (a get or a put,
- * single or bulk, even a refused put), which serves the sleeper, and once
- * nobody waits the caches are disarmed again: otherwise every later call of
- * that owner would empty its cache once more (all misses, each through the
- * pool lock). A failed barrier turns the whole process to the ordered
+ * single or bulk, even a refused put) or at its exit, which serves the
+ * sleeper, and once nobody waits the caches are disarmed again: otherwise
+ * every later call would empty a cache once more (all misses, each through
+ * the pool lock; debug builds also assert the WAIT bit). A failed barrier turns the whole process to the ordered
  * protocol, so each kind of call runs in a child of its own. */
 enum honour_call { HONOUR_GET, HONOUR_PUT, HONOUR_REFUSED_PUT, HONOUR_GET_BULK,
-                   HONOUR_PUT_BULK, HONOUR_CALLS };
+                   HONOUR_PUT_BULK, HONOUR_EXIT, HONOUR_CALLS };
 
 struct honourer {
     mempool *pool;
@@ -587,6 +587,8 @@ static void *honourer_main(void *arg)
         REQUIRE((b[0] = mempool_get(h->pool)) != NULL && (b[1] = mempool_get(h->pool)) != NULL);
     atomic_store(&h->stage, 1);
     check_await(&h->stage, 2);
+    if (h->call == HONOUR_EXIT)
+        return NULL; /* its exit hands the cache over */
     switch (h->call) { /* each sees the request and hands its cache over */
     case HONOUR_GET: /* put back only later: the put would honour too */
         REQUIRE((b[0] = mempool_get(h->pool)) != NULL);
@@ -636,14 +638,20 @@ static void fault_barrier_honour(enum honour_call call)
         CHECK_EQ(mempool_put_bulk(pool, held, got), 0);
         got = 0;
         atomic_store(&h.stage, 2);
-        check_await(&h.stage, 3);
+        if (call == HONOUR_EXIT)
+            pthread_join(t, NULL);
+        else
+            check_await(&h.stage, 3);
     } else {
         struct waiter w = { .pool = pool, .call = WAITER_GET_TIMEOUT,
                             .timeout_ns = 5 * SECOND };
         waiter_start(&w);
         REQUIRE(waiter_wait_asleep(&w));
         atomic_store(&h.stage, 2);
-        check_await(&h.stage, 3);
+        if (call == HONOUR_EXIT)
+            pthread_join(t, NULL);
+        else
+            check_await(&h.stage, 3);
         waiter_join(&w);
         if (!w.block)
             fprintf(stderr, "honour call %d: the sleeper was not served\n", (int)call);
@@ -655,9 +663,17 @@ static void fault_barrier_honour(enum honour_call call)
     CHECK_EQ(mempool_put_bulk(pool, held, got), 0);
     mempool_stats before, after;
     CHECK_EQ(mempool_stats_read(pool, &before), 0);
-    atomic_store(&h.stage, 4);
-    check_await(&h.stage, 5);
-    pthread_join(t, NULL);
+    if (call == HONOUR_EXIT) { /* the churn is this thread's */
+        for (int i = 0; i < 100; i++) {
+            void *b = mempool_get(pool);
+            REQUIRE(b != NULL);
+            CHECK_EQ(mempool_put(pool, b), 0);
+        }
+    } else {
+        atomic_store(&h.stage, 4);
+        check_await(&h.stage, 5);
+        pthread_join(t, NULL);
+    }
     CHECK_EQ(mempool_stats_read(pool, &after), 0);
     /* 100 gets of one thread with blocks free: at most a refill, then hits. */
     CHECK(after.cache_hits - before.cache_hits >= 99);
