@@ -23,7 +23,11 @@
 #include <linux/mempolicy.h>
 #include <stdalign.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -566,6 +570,59 @@ static void test_aligned_unmapped(void)
         CHECK_EQ(vm_size_kb(), before);
 }
 
+/* A kernel without the NUMA calls (as a seccomp filter makes them fail with
+ * ENOSYS) has node 0 only, where everything is anyway: MEMPOOL_NUMA with
+ * node 0 works, any other node is EINVAL. Run in a child (the filter is for
+ * good); not under memcheck or an emulator, which filter system calls
+ * themselves. */
+static void test_no_numa_calls(void)
+{
+#ifdef HAVE_MEMCHECK
+    if (RUNNING_ON_VALGRIND) {
+        puts("no NUMA calls: skipped under valgrind");
+        return;
+    }
+#endif
+    if (getenv("MEMPOOL_TEST_EMULATOR")) {
+        puts("no NUMA calls: skipped under an emulator");
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        struct sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_get_mempolicy, 2, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mbind, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        };
+        struct sock_fprog prog = { .len = sizeof filter / sizeof *filter, .filter = filter };
+        REQUIRE(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+        REQUIRE(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+        REQUIRE(syscall(SYS_get_mempolicy, NULL, NULL, 0, NULL, 0) == -1 && errno == ENOSYS);
+        mempool_config c = { .capacity = 64, .block_size = 256, .flags = MEMPOOL_NUMA,
+                             .numa_node = 0 };
+        mempool *pool = mempool_create(&c);
+        CHECK(pool != NULL);
+        if (pool) {
+            void *b = mempool_get(pool);
+            CHECK(b != NULL);
+            CHECK_EQ(mempool_put(pool, b), 0);
+            mempool_destroy(pool);
+        }
+        c.numa_node = 1;
+        errno = 0;
+        CHECK(mempool_create(&c) == NULL);
+        CHECK_EQ(errno, EINVAL);
+        exit(check_failures ? 1 : 0);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* Creation when the kernel refuses the memory: under an address-space
  * limit a little above what the process maps, every way of placing an arena
  * that does not fit (base pages, huge pages with their fallbacks, a NUMA
@@ -626,6 +683,7 @@ int main(void)
     test_hugepages();
     test_numa();
     test_aligned_unmapped();
+    test_no_numa_calls();
     test_address_limit();
     CHECK_DONE();
 }

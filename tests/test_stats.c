@@ -165,6 +165,7 @@ static void test_print_and_errors(void)
     CHECK_EQ(mempool_stats_print(pool, NULL), EINVAL);
     /* A stream that cannot be written: the text fits its buffer, so only
      * the flush fails, and that is an error too (a report lost silently). */
+#if !defined(_WIN32) /* a device whose writes fail with ENOSPC */
     FILE *full = fopen("/dev/full", "w");
     if (full) {
         errno = 0;
@@ -198,6 +199,7 @@ static void test_print_and_errors(void)
         CHECK_EQ(errno, 0);
         fclose(full);
     }
+#endif
     CHECK_EQ(mempool_put(pool, b), 0);
     mempool_destroy(pool);
 }
