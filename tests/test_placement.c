@@ -570,6 +570,51 @@ static void test_aligned_unmapped(void)
         CHECK_EQ(vm_size_kb(), before);
 }
 
+/* Runs body in a child, for a change to the process that is for good (a
+ * limit, a filter); the child's failed checks fail the test. */
+static void in_child(void (*body)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        body();
+        exit(check_failures ? 1 : 0); /* a normal exit: coverage builds count it */
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void no_numa_calls_child(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_get_mempolicy, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mbind, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof *filter, .filter = filter };
+    REQUIRE(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    REQUIRE(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+    REQUIRE(syscall(SYS_get_mempolicy, NULL, NULL, 0, NULL, 0) == -1 && errno == ENOSYS);
+    mempool_config c = { .capacity = 64, .block_size = 256, .flags = MEMPOOL_NUMA,
+                         .numa_node = 0 };
+    mempool *pool = mempool_create(&c);
+    CHECK(pool != NULL);
+    if (pool) {
+        void *b = mempool_get(pool);
+        CHECK(b != NULL);
+        CHECK_EQ(mempool_put(pool, b), 0);
+        mempool_destroy(pool);
+    }
+    c.numa_node = 1;
+    errno = 0;
+    CHECK(mempool_create(&c) == NULL);
+    CHECK_EQ(errno, EINVAL);
+}
+
 /* A kernel without the NUMA calls (as a seccomp filter makes them fail with
  * ENOSYS) has node 0 only, where everything is anyway: MEMPOOL_NUMA with
  * node 0 works, any other node is EINVAL. Run in a child (the filter is for
@@ -587,40 +632,32 @@ static void test_no_numa_calls(void)
         puts("no NUMA calls: skipped under an emulator");
         return;
     }
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        struct sock_filter filter[] = {
-            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_get_mempolicy, 2, 0),
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mbind, 1, 0),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-        };
-        struct sock_fprog prog = { .len = sizeof filter / sizeof *filter, .filter = filter };
-        REQUIRE(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
-        REQUIRE(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
-        REQUIRE(syscall(SYS_get_mempolicy, NULL, NULL, 0, NULL, 0) == -1 && errno == ENOSYS);
-        mempool_config c = { .capacity = 64, .block_size = 256, .flags = MEMPOOL_NUMA,
-                             .numa_node = 0 };
-        mempool *pool = mempool_create(&c);
-        CHECK(pool != NULL);
-        if (pool) {
-            void *b = mempool_get(pool);
-            CHECK(b != NULL);
-            CHECK_EQ(mempool_put(pool, b), 0);
-            mempool_destroy(pool);
-        }
-        c.numa_node = 1;
+    in_child(no_numa_calls_child);
+}
+
+static void address_limit_child(void)
+{
+    long kb = vm_size_kb();
+    REQUIRE(kb > 0);
+    struct rlimit lim = { .rlim_cur = ((rlim_t)kb << 10) + (64u << 20),
+                          .rlim_max = RLIM_INFINITY };
+    REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
+    static const unsigned flags[] = { 0, MEMPOOL_HUGEPAGES, MEMPOOL_NUMA,
+                                      MEMPOOL_HUGEPAGES | MEMPOOL_NUMA, MEMPOOL_CHECKED };
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        mempool_config c = { .capacity = 1 << 16, .block_size = 4096, .flags = flags[i] };
         errno = 0;
         CHECK(mempool_create(&c) == NULL);
-        CHECK_EQ(errno, EINVAL);
-        exit(check_failures ? 1 : 0);
+        CHECK_EQ(errno, ENOMEM);
     }
-    int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    mempool_config small = { .capacity = 64, .block_size = 64, .flags = MEMPOOL_HUGEPAGES };
+    mempool *pool = mempool_create(&small);
+    CHECK(pool != NULL);
+    mempool_destroy(pool);
+    /* Lifted for the exit, which may need memory (coverage builds write
+     * their counts then). */
+    lim.rlim_cur = RLIM_INFINITY;
+    REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
 }
 
 /* Creation when the kernel refuses the memory: under an address-space
@@ -635,43 +672,7 @@ static void test_address_limit(void)
         puts("address limit: skipped under a sanitizer, memcheck or an emulator");
         return;
     }
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        long kb = 0;
-        FILE *f = fopen("/proc/self/status", "r");
-        char line[256];
-        while (f && fgets(line, sizeof line, f))
-            if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
-                break;
-        if (f)
-            fclose(f);
-        REQUIRE(kb > 0);
-        struct rlimit lim = { .rlim_cur = ((rlim_t)kb << 10) + (64u << 20),
-                              .rlim_max = RLIM_INFINITY };
-        REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
-        static const unsigned flags[] = { 0, MEMPOOL_HUGEPAGES, MEMPOOL_NUMA,
-                                          MEMPOOL_HUGEPAGES | MEMPOOL_NUMA, MEMPOOL_CHECKED };
-        for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
-            mempool_config c = { .capacity = 1 << 16, .block_size = 4096, .flags = flags[i] };
-            errno = 0;
-            CHECK(mempool_create(&c) == NULL);
-            CHECK_EQ(errno, ENOMEM);
-        }
-        mempool_config small = { .capacity = 64, .block_size = 64, .flags = MEMPOOL_HUGEPAGES };
-        mempool *pool = mempool_create(&small);
-        CHECK(pool != NULL);
-        mempool_destroy(pool);
-        /* Lifted for the exit, which may need memory (coverage builds
-         * write their counts then). */
-        lim.rlim_cur = RLIM_INFINITY;
-        REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
-        exit(check_failures ? 1 : 0);
-    }
-    int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    in_child(address_limit_child);
 }
 
 int main(void)
