@@ -327,6 +327,86 @@ MEMPOOL_API int mempool_stats_reset(mempool *pool);
  * writing failed. */
 MEMPOOL_API int mempool_stats_print(const mempool *pool, FILE *out);
 
+/* Sharing a pool between processes (Linux; elsewhere every call below fails
+ * with ENOSYS). A shared pool lives in a segment that several processes map,
+ * each at its own address: blocks cross between processes as indices or as
+ * handles (mempool_shm_give), never as pointers. The same errno conventions
+ * as above: pointer and handle returns set errno on failure (NULL / 0), int
+ * returns give 0 or a positive errno value and leave errno alone. Every call
+ * made in a fork child with its parent's handle fails with EPERM (the child
+ * is not attached: it calls mempool_shm_open_fd or mempool_shm_open).
+ *
+ * Creates a shared pool and attaches the calling process to it.
+ * name: "/name" (one leading slash, no other, at most 255 characters) for a
+ *       named segment, created exclusively (EEXIST when the name exists);
+ *       NULL for an anonymous segment (a memfd sealed against shrinking and
+ *       growing), shared by handing its descriptor (mempool_shm_fd) to a fork
+ *       child or over a unix socket.
+ * config: arena mode only: capacity, block_size, alignment, cache_size, init
+ *       (run once per block, by the creator), on_misuse and arg (this
+ *       process's), flags MEMPOOL_NO_CACHE and MEMPOOL_HUGEPAGES. Generator
+ *       mode, memory/memory_size, fini, MEMPOOL_LAZY, MEMPOOL_CHECKED and
+ *       MEMPOOL_NUMA: EINVAL.
+ * mode: permission bits of a named segment (0 = 0600), exactly as given
+ *       (not masked by the umask); ignored for NULL.
+ * NULL with errno EINVAL, EEXIST, EACCES, ENOMEM, EOVERFLOW, ENOSYS. */
+MEMPOOL_API mempool *mempool_shm_create(const char *name, const mempool_config *config,
+                                        unsigned mode);
+
+/* Attaches the calling process to an existing shared pool, by name or by a
+ * descriptor of its segment (not taken over: the caller may close it
+ * afterwards). NULL with errno ENOENT (no such name), EACCES, EPROTO (not a
+ * pool's segment, a corrupt or truncated one, or one of another ABI
+ * version), EUSERS (the segment's table of processes is full; it holds
+ * 128), EINVAL, ENOSYS. Attaching also runs mempool_recover. */
+MEMPOOL_API mempool *mempool_shm_open(const char *name);
+MEMPOOL_API mempool *mempool_shm_open_fd(int fd);
+
+/* The segment's descriptor, owned by the pool (dup it to keep it past
+ * destroy); -1 with errno EINVAL for a pool that is not shared. */
+MEMPOOL_API int mempool_shm_fd(const mempool *pool);
+
+/* Removes a named segment's name; attached processes go on using it. 0,
+ * ENOENT, EACCES, EINVAL. */
+MEMPOOL_API int mempool_shm_unlink(const char *name);
+
+/* Handing a block to another process. give: the calling process's block
+ * (one it got or took) becomes "in transit": no process's death returns it
+ * any more; the result is a handle (never 0) to send. 0 with errno EINVAL
+ * when block is not out in this process. take: in the receiver, makes the
+ * block its own and returns the pointer in its mapping; NULL with errno
+ * ESTALE when the handle's block was taken already, put, or reclaimed since,
+ * EINVAL when it is not a handle of this pool. Any attached process may also
+ * put a block in transit directly; a put and a take of one block that are
+ * not ordered with each other are undefined, as two such puts are. */
+MEMPOOL_API uint64_t mempool_shm_give(mempool *pool, void *block);
+MEMPOOL_API void *mempool_shm_take(mempool *pool, uint64_t handle);
+
+enum { MEMPOOL_RECOVER_TRANSIT = 1u << 0 }; /* also return every block in transit */
+
+typedef struct mempool_recovery {
+    size_t processes;   /* dead processes found and detached by this call */
+    size_t blocks;      /* blocks this call returned to the pool */
+    size_t in_transit;  /* blocks this call found in transit (with
+                         * MEMPOOL_RECOVER_TRANSIT it also returned them, and
+                         * counts them in blocks as well) */
+    uint64_t reserved[5];
+} mempool_recovery;
+
+/* Returns to the pool every block that a dead process held, was granted or
+ * was in the middle of getting or putting, and removes its waits. Dead means
+ * exited: a zombie is dead, and a new process that reuses a dead one's pid
+ * is not it (liveness is a lock the kernel drops at exit, not a pid, so pid
+ * namespaces do not matter). Idempotent; safe to run from several processes
+ * at once and to be killed in. report may be NULL. 0, EINVAL (NULL, not
+ * shared, or unknown flags), EPERM (a fork child with its parent's handle),
+ * EPROTO (reserved for a segment corrupt beyond repair: today every
+ * inconsistency is repaired), ENOSYS. It also runs on attach and before any
+ * get would sleep, and a get that waits looks for dead processes every
+ * 0.1 s, so a block granted to a dead waiter reaches the next live one
+ * without anyone calling it. */
+MEMPOOL_API int mempool_recover(mempool *pool, unsigned flags, mempool_recovery *report);
+
 #ifdef __cplusplus
 }
 #endif

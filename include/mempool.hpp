@@ -345,8 +345,11 @@ public:
         return err ? detail::errno_code(err) : std::error_code();
     }
 
-private:
+protected:
+    /* Takes ownership of a C pool (NULL: an empty object). */
     explicit pool(::mempool *raw) noexcept : pool_(raw) {}
+
+private:
 
     static mempool_config arena_config(std::size_t capacity, std::size_t block_size,
                                        std::size_t alignment, unsigned flags) noexcept
@@ -412,6 +415,142 @@ private:
     }
 
     ::mempool *pool_;
+};
+
+/* A block in transit between processes (mempool_shm_give): a value to send
+ * to another process, which turns it back into a block with
+ * shared_pool::take. Empty (false) when default-constructed. */
+class transit_handle {
+public:
+    constexpr transit_handle() noexcept = default;
+    constexpr explicit transit_handle(std::uint64_t value) noexcept : value_(value) {}
+    constexpr std::uint64_t value() const noexcept { return value_; }
+    constexpr explicit operator bool() const noexcept { return value_ != 0; }
+    friend constexpr bool operator==(transit_handle a, transit_handle b) noexcept
+    {
+        return a.value_ == b.value_;
+    }
+    friend constexpr bool operator!=(transit_handle a, transit_handle b) noexcept
+    {
+        return a.value_ != b.value_;
+    }
+
+private:
+    std::uint64_t value_ = 0;
+};
+
+/* A pool shared by several processes (Linux; see mempool_shm_create(3)).
+ * Everything a pool does, on the whole shared pool, plus attaching,
+ * handing blocks between processes and recovery. Destruction detaches the
+ * calling process: its blocks go back to the pool. */
+class shared_pool : public pool {
+public:
+    /* Creates a shared pool: name "/name", or nullptr for an anonymous
+     * segment; throws std::system_error. */
+    [[nodiscard]] static shared_pool create(const char *name, const mempool_config &config,
+                                            unsigned mode = 0)
+    {
+        return or_throw(::mempool_shm_create(name, &config, mode), "mempool_shm_create");
+    }
+    [[nodiscard]] static shared_pool create(const char *name, const mempool_config &config,
+                                            unsigned mode, std::error_code &ec) noexcept
+    {
+        return checked(::mempool_shm_create(name, &config, mode), ec);
+    }
+    /* Attaches to an existing shared pool by name, or by a descriptor of its
+     * segment (the caller keeps the descriptor). */
+    [[nodiscard]] static shared_pool open(const char *name)
+    {
+        return or_throw(::mempool_shm_open(name), "mempool_shm_open");
+    }
+    [[nodiscard]] static shared_pool open(const char *name, std::error_code &ec) noexcept
+    {
+        return checked(::mempool_shm_open(name), ec);
+    }
+    [[nodiscard]] static shared_pool open_fd(int fd)
+    {
+        return or_throw(::mempool_shm_open_fd(fd), "mempool_shm_open_fd");
+    }
+    [[nodiscard]] static shared_pool open_fd(int fd, std::error_code &ec) noexcept
+    {
+        return checked(::mempool_shm_open_fd(fd), ec);
+    }
+    /* Removes a named segment's name. */
+    static std::error_code unlink(const char *name) noexcept
+    {
+        int err = ::mempool_shm_unlink(name);
+        return err ? detail::errno_code(err) : std::error_code();
+    }
+
+    /* The segment's descriptor, owned by the pool (dup it to keep it). */
+    int fd() const noexcept { return ::mempool_shm_fd(native()); }
+
+    /* Puts the block in transit and empties the handle: the result goes to
+     * the process that takes it. Throws (the block stays) for EINVAL. */
+    [[nodiscard]] transit_handle give(block &b)
+    {
+        std::error_code ec;
+        transit_handle h = give(b, ec);
+        if (ec)
+            throw std::system_error(ec, "mempool_shm_give");
+        return h;
+    }
+    [[nodiscard]] transit_handle give(block &b, std::error_code &ec) noexcept
+    {
+        std::uint64_t h = ::mempool_shm_give(native(), b.get());
+        ec = h ? std::error_code() : detail::errno_code(errno);
+        if (h)
+            (void)b.release();
+        return transit_handle(h);
+    }
+    /* Makes a block in transit ours: throws for ESTALE (taken already, put
+     * or reclaimed) and EINVAL. */
+    [[nodiscard]] block take(transit_handle h)
+    {
+        std::error_code ec;
+        block b = take(h, ec);
+        if (ec)
+            throw std::system_error(ec, "mempool_shm_take");
+        return b;
+    }
+    [[nodiscard]] block take(transit_handle h, std::error_code &ec) noexcept
+    {
+        void *raw = ::mempool_shm_take(native(), h.value());
+        ec = raw ? std::error_code() : detail::errno_code(errno);
+        return adopt(raw);
+    }
+
+    /* Returns what dead processes held (mempool_recover). */
+    mempool_recovery recover(unsigned flags = 0)
+    {
+        std::error_code ec;
+        mempool_recovery r = recover(flags, ec);
+        if (ec)
+            throw std::system_error(ec, "mempool_recover");
+        return r;
+    }
+    mempool_recovery recover(unsigned flags, std::error_code &ec) noexcept
+    {
+        mempool_recovery r{};
+        int err = ::mempool_recover(native(), flags, &r);
+        ec = err ? detail::errno_code(err) : std::error_code();
+        return r;
+    }
+
+private:
+    explicit shared_pool(::mempool *raw) noexcept : pool(raw) {}
+
+    static shared_pool checked(::mempool *raw, std::error_code &ec) noexcept
+    {
+        ec = raw ? std::error_code() : detail::errno_code(errno);
+        return shared_pool(raw);
+    }
+    static shared_pool or_throw(::mempool *raw, const char *what)
+    {
+        if (!raw)
+            throw std::system_error(detail::errno_code(errno), what);
+        return shared_pool(raw);
+    }
 };
 
 /* Destroys the T in a block, then puts the block back. */

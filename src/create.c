@@ -9,6 +9,7 @@
 #include "depot.h"
 #include "index.h"
 #include "locked.h"
+#include "shm.h"
 #include "track.h"
 
 #define KNOWN_FLAGS \
@@ -324,6 +325,10 @@ void mempool_destroy(mempool *pool)
 {
     if (!pool)
         return;
+    if (pool->shm) {
+        mempool__shm_detach(pool);
+        return;
+    }
     mempool__registry_remove(pool);
     if (pool->checked)
         mempool__checked_leaks(pool);
@@ -401,6 +406,8 @@ size_t mempool_available(const mempool *pool)
 {
     if (!pool)
         return 0;
+    if (pool->shm)
+        return mempool__shm_available(pool);
     os_lock((os_lock_t *)&pool->lock);
     size_t n = mempool__available_locked(pool);
     os_unlock((os_lock_t *)&pool->lock);

@@ -14,6 +14,7 @@
 
 #include "cache.h"
 #include "index.h"
+#include "shm.h"
 #include "track.h"
 
 /* Bulk calls move blocks through a small index buffer, one CAS per chunk. */
@@ -81,6 +82,11 @@ static ALWAYS_INLINE void *get_slow_one(mempool *pool, int64_t timeout_ns, int *
     if (unlikely(!pool)) {
         *err = EINVAL;
         return NULL;
+    }
+    if (unlikely(pool->shm)) {
+        void *block = NULL;
+        *err = mempool__shm_get(pool, &block, 1, timeout_ns);
+        return block;
     }
     if (unlikely(pool_closed(pool))) {
         honour_if_armed(pool);
@@ -189,6 +195,8 @@ static NOINLINE int put_miss(mempool *pool, void *block)
 {
     if (unlikely(!pool))
         return EINVAL;
+    if (pool->shm)
+        return mempool__shm_put(pool, &block, 1);
     if (pool->ops)
         return pool->ops->put(pool, block);
     uint32_t index = put_check(pool, block);
@@ -261,6 +269,8 @@ static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_
         return EINVAL;
     if (n == 0)
         return 0;
+    if (pool->shm)
+        return mempool__shm_get(pool, blocks, n, timeout_ns);
     if (!blocks || n > pool->capacity)
         return EINVAL;
     if (n == 1) {
@@ -344,6 +354,8 @@ static NOINLINE int put_bulk_miss(mempool *pool, void *const *blocks, size_t n)
 {
     if (!pool)
         return EINVAL;
+    if (pool->shm)
+        return mempool__shm_put(pool, blocks, n);
     if (n == 0)
         return 0;
     if (!blocks) {

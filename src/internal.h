@@ -121,6 +121,7 @@ struct mempool {
     unsigned track;         /* TRACK_* tools told about free blocks (track.h) */
     bool checked;           /* MEMPOOL_CHECKED (checked.c) */
     const struct pool_ops *ops; /* the mode's own operations, or NULL */
+    struct shm *shm;        /* a shared pool's segment (shm.h), or NULL */
     uint64_t *checksums;    /* checked arena: contents at put, per block */
     uint32_t *ring;         /* checked: free blocks, oldest first (lock) */
     size_t ring_head;
@@ -224,6 +225,10 @@ static inline void stats_note_out(mempool *pool, size_t out)
 /* Pool ids and cache slots (registry.c). */
 MEMPOOL_INTERNAL void mempool__registry_add(mempool *pool);
 MEMPOOL_INTERNAL void mempool__registry_remove(mempool *pool);
+/* A shared pool's handle: an id, no cache slot, and a place in the list
+ * that a fork child walks to disown its parent's handles. */
+MEMPOOL_INTERNAL void mempool__registry_shm_add(mempool *pool);
+MEMPOOL_INTERNAL void mempool__registry_shm_remove(mempool *pool);
 
 /* Claims one unmade slot (lazy mode): true when the caller may make a block. */
 static inline bool mempool__claim_slot(mempool *pool)

@@ -249,4 +249,62 @@ MEMPOOL_INTERNAL int mempool__os_node_of(const void *p);
 MEMPOOL_INTERNAL int mempool__os_cancel_off(void);
 MEMPOOL_INTERNAL void mempool__os_cancel_restore(int old_state);
 
+/* Segments shared between processes (src/os/shm_linux.c on Linux,
+ * src/os/shm_none.c elsewhere, where every call fails with ENOSYS). Int
+ * returns are 0 or a positive errno value; errno is kept. A segment is a
+ * file: a named POSIX shared-memory object or a sealed memfd. Liveness is a
+ * lock the kernel drops when its holder exits: an open-file-description
+ * lock on one byte per participant, taken through the participant's own
+ * description of the file, so that neither a zombie nor a process that
+ * reuses a dead one's pid holds it. */
+MEMPOOL_INTERNAL bool mempool__os_shm_supported(void);
+/* Errors only shared pools return: where the C library lacks them (Windows),
+ * no call returns them, but the code that would must still compile. */
+#include <errno.h>
+#ifndef EUSERS
+#define EUSERS 0x7001
+#endif
+#ifndef ESTALE
+#define ESTALE 0x7002
+#endif
+/* A new segment of `size` bytes, zero-filled, with no permission bits yet
+ * (named) or sealed against shrinking and growing (name NULL): *fd. */
+MEMPOOL_INTERNAL int mempool__os_shm_create(const char *name, size_t size, int *fd);
+/* Gives a named segment its final permission bits, once it is ready. */
+MEMPOOL_INTERNAL int mempool__os_shm_publish(int fd, unsigned mode);
+MEMPOOL_INTERNAL int mempool__os_shm_open(const char *name, int *fd);
+MEMPOOL_INTERNAL int mempool__os_shm_unlink(const char *name);
+/* A descriptor of the same segment (close-on-exec): *out. */
+MEMPOOL_INTERNAL int mempool__os_shm_dup(int fd, int *out);
+/* The segment's size, after checking it is a regular file that nobody can
+ * shrink under the mapping: a sealed memfd, or a named object. */
+MEMPOOL_INTERNAL int mempool__os_shm_size(int fd, size_t *size);
+/* Reads n bytes at offset 0 into private memory (EPROTO when short). */
+MEMPOOL_INTERNAL int mempool__os_shm_read(int fd, void *buf, size_t n);
+/* Maps the segment read-write: 0 and *out, or EACCES (a descriptor
+ * without write access) or ENOMEM. */
+MEMPOOL_INTERNAL int mempool__os_shm_map(int fd, size_t size, void **out);
+MEMPOOL_INTERNAL void mempool__os_shm_unmap(void *p, size_t size);
+MEMPOOL_INTERNAL void mempool__os_shm_close(int fd);
+/* A private open file description of the segment, for liveness locks. */
+MEMPOOL_INTERNAL int mempool__os_shm_reopen(int fd, int *out);
+/* Takes participant `slot`'s lock without waiting: 0, or EAGAIN when a live
+ * holder has it. */
+MEMPOOL_INTERNAL int mempool__os_shm_claim(int own, unsigned slot);
+/* True when some other description (a live process) holds `slot`'s lock. */
+MEMPOOL_INTERNAL bool mempool__os_shm_held(int own, unsigned slot);
+/* Asks for huge pages behind part of a mapping; never a failure. */
+MEMPOOL_INTERNAL void mempool__os_shm_advise_huge(void *p, size_t size);
+/* Sleeps about ms milliseconds (waiting for a segment being made). */
+MEMPOOL_INTERNAL void mempool__os_sleep_ms(int ms);
+/* Test builds: dies at once, as SIGKILL kills. */
+MEMPOOL_INTERNAL void mempool__os_die(void);
+/* The calling process's id, for reports. */
+MEMPOOL_INTERNAL long mempool__os_pid(void);
+/* mempool__os_wait and mempool__os_wake for words in a shared segment:
+ * keyed by the file and offset, so any process's mapping reaches them. */
+MEMPOOL_INTERNAL int mempool__os_shared_wait(_Atomic uint32_t *word, uint32_t expected,
+                                             int64_t deadline);
+MEMPOOL_INTERNAL void mempool__os_shared_wake(_Atomic uint32_t *word, int count);
+
 #endif

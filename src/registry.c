@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "depot.h"
 #include "locked.h"
+#include "shm.h"
 
 /* The sentinel: never busy, never holds a block, always sends its caller to
  * the full path. Only its address and unusual word are ever read. */
@@ -48,7 +49,8 @@ static struct {
     uint32_t *free_slots;
     uint32_t free_count, free_capacity;
     bool hook_ready; /* the OS runs cache_thread_exit at thread exit */
-} registry = { OS_LOCK_INIT, 1, 1, NULL, 0, 0, false };
+    struct shm *shm_attached; /* this process's shared-pool handles */
+} registry = { OS_LOCK_INIT, 1, 1, NULL, 0, 0, false, NULL };
 
 static void cache_thread_exit(void *context);
 
@@ -68,6 +70,8 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     mempool__os_fork_child();
+    for (struct shm *s = registry.shm_attached; s; s = s->next_attached)
+        mempool__shm_fork_child(s);
     os_unlock(&registry.lock);
 }
 
@@ -96,6 +100,34 @@ void mempool__registry_add(mempool *pool)
     }
     pool->cache_dir = pool->cache_slot / CACHE_PAGE;
     pool->cache_page = pool->cache_slot % CACHE_PAGE;
+    os_unlock(&registry.lock);
+}
+
+void mempool__registry_shm_add(mempool *pool)
+{
+    os_once(&registry_once, registry_init);
+    os_lock(&registry.lock);
+    pool->id = registry.next_id++;
+    pool->cache_slot = pool->cache_dir = pool->cache_page = 0;
+    struct shm *s = pool->shm;
+    s->prev_attached = NULL;
+    s->next_attached = registry.shm_attached;
+    if (s->next_attached)
+        s->next_attached->prev_attached = s;
+    registry.shm_attached = s;
+    os_unlock(&registry.lock);
+}
+
+void mempool__registry_shm_remove(mempool *pool)
+{
+    struct shm *s = pool->shm;
+    os_lock(&registry.lock);
+    if (s->prev_attached)
+        s->prev_attached->next_attached = s->next_attached;
+    else
+        registry.shm_attached = s->next_attached;
+    if (s->next_attached)
+        s->next_attached->prev_attached = s->prev_attached;
     os_unlock(&registry.lock);
 }
 

@@ -7,6 +7,7 @@
 
 #include "cache.h"
 #include "locked.h"
+#include "shm.h"
 
 void mempool__stats_raise_high(mempool *pool, size_t out)
 {
@@ -42,6 +43,10 @@ int mempool_stats_read(const mempool *pool, mempool_stats *out)
 {
     if (!pool || !out)
         return EINVAL;
+    if (pool->shm) {
+        mempool__shm_stats(pool, out);
+        return 0;
+    }
     os_lock_t *lock = (os_lock_t *)&pool->lock;
     os_lock(lock);
     stats_sum_locked(pool, out);
@@ -61,6 +66,8 @@ int mempool_stats_reset(mempool *pool)
 {
     if (!pool)
         return EINVAL;
+    if (pool->shm)
+        return mempool__shm_stats_reset(pool);
     os_lock(&pool->lock);
     stats_sum_locked(pool, &pool->baseline);
     atomic_store_explicit(&pool->out_high, pool->baseline.out, memory_order_relaxed);
@@ -90,7 +97,7 @@ int mempool_stats_print(const mempool *pool, FILE *out)
         int node = mempool__os_node_of(pool->base);
         int m = fprintf(out, "  arena %zu bytes at %p, stride %zu, %zu KiB pages, %s",
                         a.size, a.base, a.stride, a.page_size >> 10,
-                        pool->arena_borrowed ? "the caller's region" : "mapped by the pool");
+                        pool->shm ? "a shared segment" : pool->arena_borrowed ? "the caller's region" : "mapped by the pool");
         if (m >= 0 && node >= 0)
             m = fprintf(out, ", node %d%s", node, pool->numa_node >= 0 ? " (bound)" : "");
         if (m >= 0)

@@ -36,6 +36,7 @@
 #include "cache.h"
 #include "index.h"
 #include "locked.h"
+#include "shm.h"
 
 
 static int64_t deadline_after(int64_t timeout_ns)
@@ -202,6 +203,10 @@ void mempool_close(mempool *pool)
 {
     if (!pool)
         return;
+    if (pool->shm) {
+        mempool__shm_close(pool);
+        return;
+    }
     struct wakeups wk = { .n = 0 };
     os_lock(&pool->lock);
     atomic_store_explicit(&pool->closed, true, memory_order_release);
@@ -231,6 +236,8 @@ int mempool_drain(mempool *pool, int64_t timeout_ns)
 {
     if (!pool)
         return EINVAL;
+    if (pool->shm)
+        return mempool__shm_drain(pool, timeout_ns);
     int err = 0;
     os_lock(&pool->lock);
     pool->drainers++;

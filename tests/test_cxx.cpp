@@ -4,6 +4,7 @@
 // safely, bulk calls are all or nothing, and errors arrive as exceptions or
 // error codes as documented.
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -474,6 +475,57 @@ static void test_object_config()
     CHECK(moved.available() == 2 && moved.drain_for(0ns));
 }
 
+// shared_pool: create, a second attachment, give and take with a handle
+// type, recover, errors as codes and exceptions. Catches a take that does
+// not adopt the block (it would leak) and a give that keeps the handle (the
+// block would be put while in transit).
+static void test_shared_pool()
+{
+    static_assert(!std::is_copy_constructible_v<mempoolxx::shared_pool>);
+    static_assert(std::is_nothrow_move_constructible_v<mempoolxx::shared_pool>);
+    mempool_config config{};
+    config.capacity = 8;
+    config.block_size = 64;
+    std::error_code ec;
+    auto pool = mempoolxx::shared_pool::create(nullptr, config, 0, ec);
+    if (ec == std::errc::function_not_supported) {
+        std::printf("test_cxx: shared pools not supported here, skipped\n");
+        return;
+    }
+    CHECK(!ec && pool);
+    CHECK(pool.fd() >= 0);
+    auto other = mempoolxx::shared_pool::open_fd(pool.fd());
+    CHECK(other.available() == 8);
+    mempoolxx::transit_handle h;
+    {
+        auto b = pool.get();
+        std::strcpy(static_cast<char *>(b.get()), "across");
+        h = pool.give(b);
+        CHECK(!b);
+        CHECK(h);
+    }
+    CHECK(pool.available() == 7); // in transit, not put back by the handle
+    {
+        auto b = other.take(h);
+        CHECK(b && std::strcmp(static_cast<char *>(b.get()), "across") == 0);
+        auto again = other.take(h, ec);
+        CHECK(!again && ec.value() == ESTALE);
+        bool threw = false;
+        try {
+            (void)other.take(h);
+        } catch (const std::system_error &e) {
+            threw = e.code().value() == ESTALE;
+        }
+        CHECK(threw);
+    }
+    CHECK(pool.available() == 8);
+    mempool_recovery r = pool.recover(MEMPOOL_RECOVER_TRANSIT);
+    CHECK(r.processes == 0 && r.blocks == 0);
+    auto missing = mempoolxx::shared_pool::open("/mempool-cxx-no-such-pool", ec);
+    CHECK(!missing && ec == std::errc::no_such_file_or_directory);
+    CHECK(mempoolxx::shared_pool::unlink("bad") == std::errc::invalid_argument);
+}
+
 int main()
 {
     test_version();
@@ -487,6 +539,7 @@ int main()
     test_objects();
     test_object_makes();
     test_object_config();
+    test_shared_pool();
     if (failures)
         std::fprintf(stderr, "%d check(s) failed\n", failures);
     else

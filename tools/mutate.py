@@ -13,7 +13,7 @@ flipped, && and || swapped, a negation dropped, a + 1 or - 1 dropped, a
 returned constant changed, a call statement deleted; under --tier tsan also a
 memory order weakened to relaxed, which only ThreadSanitizer can judge; none
 in code that only the test builds compile, MEMPOOL_FAULT_INJECTION, nor in
-the internal assertions, DEBUG_ASSERT), each
+the internal assertions, DEBUG_ASSERT, or the crash points, SHM_STEP), each
 in a scratch copy of the project, rebuilds the tier's tree incrementally and
 runs its ctest tests, fastest first, two at a time, until one fails. Verdicts:
   killed     a test failed, crashed or timed out
@@ -72,7 +72,9 @@ RULES = [
 ]
 ORDER_RULE = ("order", r"\bmemory_order_(?:acquire|release|acq_rel|seq_cst)\b", "memory_order_relaxed")
 TEST_ONLY = "MEMPOOL_FAULT_INJECTION"
-ASSERTION = "DEBUG_ASSERT("
+# Lines that are checks or hooks of the test builds, not behaviour: the
+# internal assertions and the crash points of the shared pool's tests.
+TEST_ONLY_CALLS = ("DEBUG_ASSERT(", "SHM_STEP(")
 CALL = re.compile(r"^(\s*)(?:\(void\)\s*)?[A-Za-z_][A-Za-z_0-9]*\(.*\);\s*$")
 
 
@@ -135,7 +137,7 @@ def candidates(src, built, tier):
                     continue
                 # An assertion states an invariant the suite runs with: a
                 # weaker one changes nothing, a stronger one fails at once.
-                if line.lstrip().startswith(ASSERTION):
+                if line.lstrip().startswith(TEST_ONLY_CALLS):
                     continue
                 for name, pat, rep in rules:
                     for m in re.finditer(pat, line):
