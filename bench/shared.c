@@ -400,7 +400,7 @@ static double recovery_ms(size_t capacity, size_t held)
 static void row(const char *name, const char *unit, double *v, const char *versus, double base)
 {
     struct figure f = summarize(v, reps);
-    printf("  %-34s %10.1f %s  (%.1f-%.1f)", name, f.median, unit, f.low, f.high);
+    printf("  %-34s %10.2f %s  (%.2f-%.2f)", name, f.median, unit, f.low, f.high);
     if (versus)
         printf("   %.2fx %s", f.median / base, versus);
     printf("\n");

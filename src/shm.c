@@ -302,8 +302,9 @@ mempool *mempool_shm_create(const char *name, const mempool_config *config, unsi
 /* Reads the header into private memory once and checks everything in it
  * against a layout computed here; nothing else of the header is ever read
  * from the segment. A named segment still being made has no magic yet:
- * wait for it a little. */
-static int validate(int fd, struct shm_header *out)
+ * an open by name waits for it a little (a descriptor comes from a creator
+ * that has finished). */
+static int validate(int fd, bool named, struct shm_header *out)
 {
     for (int tries = 0;; tries++) {
         size_t size;
@@ -315,7 +316,7 @@ static int validate(int fd, struct shm_header *out)
         if (err == EACCES)
             return err;
         bool unready = err || h.magic == 0;
-        if (unready && tries < 100) {
+        if (unready && named && tries < 100) {
             mempool__os_sleep_ms(10);
             continue;
         }
@@ -343,7 +344,7 @@ static int validate(int fd, struct shm_header *out)
     }
 }
 
-static mempool *open_fd_owned(int fd)
+static mempool *open_fd_owned(int fd, bool named)
 {
     struct shm *s = shm_alloc(fd);
     if (!s) {
@@ -351,7 +352,7 @@ static mempool *open_fd_owned(int fd)
         errno = ENOMEM;
         return NULL;
     }
-    int err = validate(fd, &s->h);
+    int err = validate(fd, named, &s->h);
     if (err)
         return fail_with(s, NULL, err);
     void *map;
@@ -381,7 +382,7 @@ mempool *mempool_shm_open(const char *name)
         errno = err;
         return NULL;
     }
-    return open_fd_owned(fd);
+    return open_fd_owned(fd, true);
 }
 
 mempool *mempool_shm_open_fd(int fd)
@@ -394,7 +395,7 @@ mempool *mempool_shm_open_fd(int fd)
         errno = err;
         return NULL;
     }
-    return open_fd_owned(own);
+    return open_fd_owned(own, false);
 }
 
 /* The shared pool behind a public call, or NULL with *err saying why. */

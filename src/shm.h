@@ -30,7 +30,9 @@
  *   Every change of state but give and take (one CAS on the block's word)
  *   happens under one lock word in the segment: 0 when free, else the
  *   holder's process id + 1, with WAITERS set while someone sleeps on it.
- *   Nobody sleeps or calls back while holding it. A contender that waits
+ *   Nobody sleeps or calls back while holding it, and the threads of one
+ *   process contend for it one at a time (under the handle's private lock),
+ *   so a word naming our own id while we wait is corrupt. A contender that waits
  *   longer than a slice asks whether the holder's process still lives; if
  *   not, it takes the lock over and repairs the state from the block words,
  *   so a process killed at any instruction inside the lock costs a repair,

@@ -34,16 +34,20 @@ void mempool__shm_step(void)
 }
 #endif
 
-/* True when the lock word names a holder that has died. */
+/* True when the lock word names a holder that has died, or names us: the
+ * threads of one process take the shared lock one at a time, under the
+ * handle's own lock, so a word naming us while we wait was not written by
+ * a holder (a peer scribbled it) and waiting on it would never end. */
 static bool holder_dead(const struct shm *s, uint32_t word)
 {
     uint32_t id = (word & ~LOCK_WAITERS) - 1;
-    return !mempool__shm_alive(s, id);
+    return id == s->id || !mempool__shm_alive(s, id);
 }
 
 void mempool__shm_lock(mempool *pool)
 {
     struct shm *s = pool->shm;
+    os_lock(&pool->lock);
     _Atomic uint32_t *lock = &s->state->lock;
     uint32_t mine = s->id + 1;
     uint32_t cur = 0;
@@ -94,6 +98,7 @@ void mempool__shm_unlock(mempool *pool)
     SHM_STEP();
     if (atomic_exchange_explicit(lock, 0, memory_order_release) & LOCK_WAITERS)
         mempool__os_shared_wake(lock, 1);
+    os_unlock(&pool->lock);
 }
 
 void mempool__shm_wake(struct shm *s, struct shm_wakes *wk)

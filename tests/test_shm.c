@@ -434,6 +434,66 @@ static void test_zombie(void)
     mempool_destroy(pool);
 }
 
+/* A new process that gets a dead participant's pid is not it: recovery
+ * still returns the dead one's blocks. Needs root (ns_last_pid picks the
+ * next pid); skipped otherwise. */
+static void test_pid_reuse(void)
+{
+    mempool *pool = anon_pool(8, 16);
+    int fd = mempool_shm_fd(pool);
+    bool reused = false;
+    for (int attempt = 0; attempt < 5 && !reused; attempt++) {
+        int ready[2];
+        REQUIRE(pipe(ready) == 0);
+        pid_t dead = fork();
+        REQUIRE(dead >= 0);
+        if (dead == 0) {
+            mempool *child = mempool_shm_open_fd(fd);
+            void *b[3];
+            char c = child && mempool_get_bulk(child, b, 3, 0) == 0 ? 'y' : 'n';
+            if (write(ready[1], &c, 1) != 1)
+                exit(1);
+            pause();
+            exit(0);
+        }
+        char c = 0;
+        CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+        kill(dead, SIGKILL);
+        CHECK_EQ(reap(dead), 128 + SIGKILL);
+        close(ready[0]);
+        close(ready[1]);
+        FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+        if (!f || fprintf(f, "%ld", (long)dead - 1) < 0 || fclose(f) != 0) {
+            printf("pid reuse: skipped (ns_last_pid is not writable)\n");
+            mempool_recover(pool, 0, NULL);
+            break;
+        }
+        int go[2];
+        REQUIRE(pipe(go) == 0);
+        pid_t newcomer = fork();
+        REQUIRE(newcomer >= 0);
+        if (newcomer == 0) {
+            close(go[1]);
+            char x;
+            exit(read(go[0], &x, 1) == 0 ? 0 : 1);
+        }
+        close(go[0]);
+        mempool_recovery r;
+        CHECK_EQ(mempool_recover(pool, 0, &r), 0);
+        if (newcomer == dead) {
+            reused = true;
+            CHECK_EQ(kill(newcomer, 0), 0); /* alive, with the dead one's pid */
+            CHECK_EQ(r.processes, 1);
+            CHECK_EQ(r.blocks, 3);
+            printf("pid reuse: pid %ld reused, its dead holder's blocks recovered\n", (long)dead);
+        }
+        close(go[1]);
+        CHECK_EQ(reap(newcomer), 0);
+    }
+    CHECK_EQ(mempool_available(pool), 8);
+    mempool_destroy(pool);
+}
+
 /* A get that sleeps in one process is woken by a put in another, and the
  * waiters of several processes are served oldest first. Catches private
  * futexes (never woken across processes) and a queue out of order. */
@@ -905,6 +965,7 @@ int main(void)
     test_named();
     test_killed_holder();
     test_zombie();
+    test_pid_reuse();
     test_fifo_across_processes();
     test_killed_waiter();
     test_close_across_processes();
