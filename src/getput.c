@@ -83,12 +83,14 @@ static ALWAYS_INLINE void *get_slow_one(mempool *pool, int64_t timeout_ns, int *
         *err = EINVAL;
         return NULL;
     }
-    if (unlikely(pool->shm)) {
-        void *block = NULL;
-        *err = mempool__shm_get(pool, &block, 1, timeout_ns);
-        return block;
-    }
     if (unlikely(pool_closed(pool))) {
+        /* A shared pool's handle reads closed, so that its calls take this
+         * branch and private pools pay nothing for the test. */
+        if (pool->shm) {
+            void *block = NULL;
+            *err = mempool__shm_get(pool, &block, 1, timeout_ns);
+            return block;
+        }
         honour_if_armed(pool);
         *err = ECANCELED;
         return NULL;
@@ -195,8 +197,6 @@ static NOINLINE int put_miss(mempool *pool, void *block)
 {
     if (unlikely(!pool))
         return EINVAL;
-    if (pool->shm)
-        return mempool__shm_put(pool, &block, 1);
     if (pool->ops)
         return pool->ops->put(pool, block);
     uint32_t index = put_check(pool, block);
@@ -269,8 +269,6 @@ static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_
         return EINVAL;
     if (n == 0)
         return 0;
-    if (pool->shm)
-        return mempool__shm_get(pool, blocks, n, timeout_ns);
     if (!blocks || n > pool->capacity)
         return EINVAL;
     if (n == 1) {
@@ -282,6 +280,8 @@ static NOINLINE int get_bulk_miss(mempool *pool, void **blocks, size_t n, int64_
         return 0;
     }
     if (pool_closed(pool)) {
+        if (pool->shm)
+            return mempool__shm_get(pool, blocks, n, timeout_ns);
         honour_if_armed(pool);
         return ECANCELED;
     }
@@ -354,8 +354,6 @@ static NOINLINE int put_bulk_miss(mempool *pool, void *const *blocks, size_t n)
 {
     if (!pool)
         return EINVAL;
-    if (pool->shm)
-        return mempool__shm_put(pool, blocks, n);
     if (n == 0)
         return 0;
     if (!blocks) {

@@ -123,6 +123,11 @@ static mempool *handle_make(struct shm *s, const mempool_config *c)
         pool->on_misuse = c->on_misuse;
         pool->arg = c->arg;
     }
+    /* The public calls reach the shared path through the branches private
+     * pools already have: puts through the mode's operations, gets through
+     * the closed test (getput.c). */
+    pool->ops = &mempool__shm_ops;
+    atomic_init(&pool->closed, true);
     os_lock_init(&pool->lock);
     /* No cache slot and no hit limit: every call takes the shared path. */
     mempool__registry_shm_add(pool);

@@ -168,7 +168,9 @@ MEMPOOL_INTERNAL bool mempool__shm_any_dead(const struct shm *s);
 MEMPOOL_INTERNAL void mempool__shm_repair(struct shm *s, unsigned flags,
                                           mempool_recovery *report, struct shm_wakes *wk);
 
-/* The shared pool's calls behind the public ones (shm_path.c). */
+/* The shared pool's calls behind the public ones (shm_path.c); puts and
+ * refusals reach them through the handle's mode operations. */
+MEMPOOL_INTERNAL extern const struct pool_ops mempool__shm_ops;
 MEMPOOL_INTERNAL int mempool__shm_get(mempool *pool, void **blocks, size_t n,
                                       int64_t timeout_ns);
 MEMPOOL_INTERNAL int mempool__shm_put(mempool *pool, void *const *blocks, size_t n);

@@ -493,6 +493,13 @@ static int put_locked(mempool *pool, void *const *blocks, size_t n, size_t *bad,
     return 0;
 }
 
+/* A refused put: counted for the whole pool, reported in this process. */
+static void shm_report(mempool *pool, const char *what, const void *block)
+{
+    atomic_fetch_add_explicit(&pool->shm->state->refused, 1, memory_order_relaxed);
+    mempool__report(pool, what, block);
+}
+
 int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
 {
     int err;
@@ -521,10 +528,21 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
             if (blocks[j] == blocks[bad])
                 what = "repeated-in-array";
     }
-    atomic_fetch_add_explicit(&s->state->refused, 1, memory_order_relaxed);
-    mempool__report(pool, what, blocks ? blocks[bad] : NULL);
+    shm_report(pool, what, blocks ? blocks[bad] : NULL);
     return EINVAL;
 }
+
+static int shm_put_one(mempool *pool, void *block)
+{
+    return mempool__shm_put(pool, &block, 1);
+}
+
+const struct pool_ops mempool__shm_ops = {
+    .put = shm_put_one,
+    .put_bulk = mempool__shm_put,
+    .got = NULL, /* gets never reach the private path, which calls it */
+    .report = shm_report,
+};
 
 /* Gives back blocks a get took but cannot keep (under the lock). */
 static void give_back_locked(mempool *pool, void *const *blocks, size_t n,
