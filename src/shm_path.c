@@ -12,6 +12,14 @@
 #include "index.h"
 #include "shm.h"
 
+/* The counts change only under the lock, where a plain load and store do
+ * what a read-modify-write would, for less (readers outside the lock load
+ * them as atomics). */
+#define LOCKED_ADD(count, delta)                                                  \
+    atomic_store_explicit(&(count), atomic_load_explicit(&(count), memory_order_relaxed) + \
+                                        (delta),                                  \
+                          memory_order_relaxed)
+
 /* How long a sleeper waits before it asks whether a process it waits on
  * still lives: the lock's holder (one system call per look, and the lock
  * is never held long), or a waiter ahead or a waker (a look at every
@@ -126,7 +134,7 @@ static uint32_t free_pop(struct shm *s)
     atomic_store_explicit(&s->state->free_head, atomic_load_explicit(&s->next[top],
                                                                      memory_order_relaxed),
                           memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->state->free_count, 1, memory_order_relaxed);
+    LOCKED_ADD(s->state->free_count, -1);
     return top;
 }
 
@@ -136,7 +144,7 @@ static void free_push(struct shm *s, uint32_t index)
                           atomic_load_explicit(&s->state->free_head, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&s->state->free_head, index, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->state->free_count, 1, memory_order_relaxed);
+    LOCKED_ADD(s->state->free_count, 1);
 }
 
 /* The oldest queued waiter, or SHM_NONE. */
@@ -152,7 +160,7 @@ static void queue_pop(struct shm *s, uint32_t w)
     atomic_store_explicit(&s->state->first, after, memory_order_relaxed);
     if (after >= s->h.waiters)
         atomic_store_explicit(&s->state->last, SHM_NONE, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->state->queued, 1, memory_order_relaxed);
+    LOCKED_ADD(s->state->queued, -1);
 }
 
 void mempool__shm_release(struct shm *s, const uint32_t *indices, size_t n,
@@ -181,10 +189,10 @@ void mempool__shm_release(struct shm *s, const uint32_t *indices, size_t n,
         uint32_t have = atomic_load_explicit(&sw->have, memory_order_relaxed) + 1;
         atomic_store_explicit(&sw->have, have, memory_order_relaxed);
         if (have < atomic_load_explicit(&sw->need, memory_order_relaxed)) {
-            atomic_fetch_add_explicit(&st->collected, 1, memory_order_relaxed);
+            LOCKED_ADD(st->collected, 1);
             continue;
         }
-        atomic_fetch_sub_explicit(&st->collected, have - 1, memory_order_relaxed);
+        LOCKED_ADD(st->collected, -(uint64_t)(have - 1));
         queue_pop(s, w);
         atomic_store_explicit(&sw->state, WAIT_DONE, memory_order_release);
         wake_later(s, w, wk);
@@ -232,7 +240,7 @@ static bool take_free(mempool *pool, void **blocks, size_t n, bool *corrupt)
         SHM_STEP();
         blocks[i] = block_at(pool, index);
     }
-    atomic_fetch_add_explicit(&s->state->gets, n, memory_order_relaxed);
+    LOCKED_ADD(s->state->gets, n);
     note_out(s);
     return true;
 }
@@ -268,7 +276,7 @@ static void queue_append(struct shm *s, uint32_t w)
     else
         atomic_store_explicit(&s->state->first, w, memory_order_relaxed);
     atomic_store_explicit(&s->state->last, w, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->state->queued, 1, memory_order_relaxed);
+    LOCKED_ADD(s->state->queued, 1);
     SHM_STEP();
 }
 
@@ -287,7 +295,7 @@ static void queue_remove(struct shm *s, uint32_t w)
                 atomic_store_explicit(&s->waiters[prev].after, after, memory_order_relaxed);
             if (atomic_load_explicit(&s->state->last, memory_order_relaxed) == w)
                 atomic_store_explicit(&s->state->last, prev, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&s->state->queued, 1, memory_order_relaxed);
+            LOCKED_ADD(s->state->queued, -1);
             return;
         }
         prev = at;
@@ -316,7 +324,7 @@ static size_t waiter_collect(mempool *pool, uint32_t w, void **blocks, struct sh
         } else {
             atomic_store_explicit(&s->owners[index], OWN_MAKE(OWN_FREE, 0, OWN_SEQ(word)),
                                   memory_order_relaxed);
-            atomic_fetch_sub_explicit(&s->state->collected, 1, memory_order_relaxed);
+            LOCKED_ADD(s->state->collected, -1);
             mempool__shm_release(s, &index, 1, wk);
         }
         SHM_STEP();
@@ -369,13 +377,13 @@ static int sleep_queued(mempool *pool, uint32_t w, void **blocks, size_t n, int6
                 give_back_locked(pool, blocks, got, &wk);
                 err = EPROTO;
             } else {
-                atomic_fetch_add_explicit(&s->state->gets, n, memory_order_relaxed);
+                LOCKED_ADD(s->state->gets, n);
                 note_out(s);
             }
         } else if (state == WAIT_WAITING) {
             queue_remove(s, w);
             waiter_collect(pool, w, NULL, &wk);
-            atomic_fetch_add_explicit(&s->state->timeouts, 1, memory_order_relaxed);
+            LOCKED_ADD(s->state->timeouts, 1);
             err = ETIMEDOUT;
         } else {
             /* CANCELED by a close, or emptied by a repair that found the slot
@@ -425,7 +433,7 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         uint32_t w = waiter_claim(s, n);
         if (w != SHM_NONE) {
             queue_append(s, w);
-            atomic_fetch_add_explicit(&s->state->waits, 1, memory_order_relaxed);
+            LOCKED_ADD(s->state->waits, 1);
         }
         mempool__shm_unlock(pool);
         if (!have_deadline) {
@@ -518,7 +526,7 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
         mempool__shm_lock(pool);
         err = put_locked(pool, blocks, n, &bad, &wk);
         if (!err)
-            atomic_fetch_add_explicit(&s->state->puts, n, memory_order_relaxed);
+            LOCKED_ADD(s->state->puts, n);
         mempool__shm_unlock(pool);
         mempool__shm_wake(s, &wk);
         if (!err)
@@ -625,7 +633,7 @@ void mempool__shm_close(mempool *pool)
             uint32_t next = atomic_load_explicit(&s->next[index], memory_order_relaxed);
             atomic_store_explicit(&s->owners[index], OWN_MAKE(OWN_FREE, 0, OWN_SEQ(word)),
                                   memory_order_relaxed);
-            atomic_fetch_sub_explicit(&s->state->collected, 1, memory_order_relaxed);
+            LOCKED_ADD(s->state->collected, -1);
             free_push(s, index);
             SHM_STEP();
             index = next;
