@@ -110,6 +110,7 @@
 #ifndef MEMPOOL_H
 #define MEMPOOL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -381,6 +382,16 @@ MEMPOOL_API int mempool_shm_unlink(const char *name);
  * not ordered with each other are undefined, as two such puts are. */
 MEMPOOL_API uint64_t mempool_shm_give(mempool *pool, void *block);
 MEMPOOL_API void *mempool_shm_take(mempool *pool, uint64_t handle);
+
+/* The errors only shared pools return, where the C library lacks them
+ * (Windows, where every shared call fails with ENOSYS): defined so that
+ * portable code naming them compiles. */
+#ifndef ESTALE
+#define ESTALE 0x7002
+#endif
+#ifndef EUSERS
+#define EUSERS 0x7001
+#endif
 
 enum { MEMPOOL_RECOVER_TRANSIT = 1u << 0 }; /* also return every block in transit */
 

@@ -259,7 +259,8 @@ MEMPOOL_INTERNAL void mempool__os_cancel_restore(int old_state);
  * reuses a dead one's pid holds it. */
 MEMPOOL_INTERNAL bool mempool__os_shm_supported(void);
 /* Errors only shared pools return: where the C library lacks them (Windows),
- * no call returns them, but the code that would must still compile. */
+ * no call returns them, but the code that would must still compile (the
+ * same values as include/mempool.h gives them). */
 #include <errno.h>
 #ifndef EUSERS
 #define EUSERS 0x7001
@@ -289,7 +290,7 @@ MEMPOOL_INTERNAL void mempool__os_shm_close(int fd);
 /* A private open file description of the segment, for liveness locks. */
 MEMPOOL_INTERNAL int mempool__os_shm_reopen(int fd, int *out);
 /* Takes participant `slot`'s lock without waiting: 0, or EAGAIN when a live
- * holder has it. */
+ * holder has it (or it cannot be taken at all). */
 MEMPOOL_INTERNAL int mempool__os_shm_claim(int own, unsigned slot);
 /* True when some other description (a live process) holds `slot`'s lock. */
 MEMPOOL_INTERNAL bool mempool__os_shm_held(int own, unsigned slot);
@@ -302,7 +303,8 @@ MEMPOOL_INTERNAL void mempool__os_die(void);
 /* The calling process's id, for reports. */
 MEMPOOL_INTERNAL long mempool__os_pid(void);
 /* mempool__os_wait and mempool__os_wake for words in a shared segment:
- * keyed by the file and offset, so any process's mapping reaches them. */
+ * keyed by the file and offset, so any process's mapping reaches them. The
+ * deadline is always a real one (callers sleep in slices). */
 MEMPOOL_INTERNAL int mempool__os_shared_wait(_Atomic uint32_t *word, uint32_t expected,
                                              int64_t deadline);
 MEMPOOL_INTERNAL void mempool__os_shared_wake(_Atomic uint32_t *word, int count);

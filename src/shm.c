@@ -105,6 +105,7 @@ static mempool *handle_make(struct shm *s, const mempool_config *c)
     if (!pool)
         return NULL;
     pool->shm = s;
+    s->handle = pool;
     pool->capacity = s->h.capacity;
     pool->block_size = s->h.block_size;
     pool->stride = s->h.stride;
@@ -154,13 +155,8 @@ static int attach(mempool *pool)
     if (err)
         return err;
     uint32_t slot = 0;
-    for (; slot < SHM_PROCS; slot++) {
-        err = mempool__os_shm_claim(s->own, slot);
-        if (!err)
-            break;
-        if (err != EAGAIN)
-            return err;
-    }
+    while (slot < SHM_PROCS && mempool__os_shm_claim(s->own, slot) != 0)
+        slot++;
     if (slot == SHM_PROCS)
         return EUSERS;
     /* Holding the slot's liveness lock makes the slot ours: a repair marks

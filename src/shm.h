@@ -134,6 +134,9 @@ struct shm {
     _Atomic uint64_t *owners;
     _Atomic uint32_t *next;
     struct shm *prev_attached, *next_attached; /* the process's list (shm.c) */
+    mempool *handle;           /* the handle this is part of: the list reaches
+                                * every handle, a fork child's inherited ones
+                                * included, which it may never destroy */
 };
 
 /* The shared pool behind a public call, or NULL with *err: ENOSYS, EINVAL

@@ -403,8 +403,7 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     struct shm *s = mempool__shm_of(pool, &err);
     if (!s)
         return err;
-    if (!blocks || n > s->h.capacity) /* n > 0: the callers' check */
-        return EINVAL;
+    /* blocks, and 0 < n <= capacity: the callers' checks (getput.c). */
     int64_t deadline = 0;
     bool have_deadline = false;
     for (;;) {
@@ -514,14 +513,14 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
     struct shm *s = mempool__shm_of(pool, &err);
     if (!s)
         return err;
-    if (n == 0)
-        return 0;
+    /* n > 0: the callers' check (getput.c). */
+    /* blocks is not NULL: the callers' check (getput.c). */
     const char *what = "null";
     size_t bad = 0;
-    for (; blocks && bad < n; bad++)
+    for (; bad < n; bad++)
         if (block_lookup(pool, blocks[bad], &what) == STACK_NIL)
             break;
-    if (blocks && bad == n) {
+    if (bad == n) {
         struct shm_wakes wk = { .n = 0 };
         mempool__shm_lock(pool);
         err = put_locked(pool, blocks, n, &bad, &wk);
@@ -536,7 +535,7 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
             if (blocks[j] == blocks[bad])
                 what = "repeated-in-array";
     }
-    shm_report(pool, what, blocks ? blocks[bad] : NULL);
+    shm_report(pool, what, blocks[bad]);
     return EINVAL;
 }
 

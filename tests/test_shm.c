@@ -116,6 +116,8 @@ static void test_single_process(void)
     mempool_destroy(priv);
 }
 
+static void count_init(void *block, void *arg);
+
 static void *make_nothing(void *arg)
 {
     return arg;
@@ -147,6 +149,33 @@ static void test_config(void)
     CHECK_EQ(mempool_shm_unlink("x"), EINVAL);
     c.block_size = SIZE_MAX;
     CHECK(mempool_shm_create(NULL, &c, 0) == NULL && errno == EOVERFLOW);
+    /* Every field a shared pool cannot have, one at a time. */
+    static int region[64];
+    for (int field = 0; field < 9; field++) {
+        mempool_config bad = config_of(4, 16);
+        switch (field) {
+        case 0: bad.capacity = 0; break;
+        case 1: bad.capacity = MEMPOOL_CAPACITY_MAX + 1; break;
+        case 2: bad.unmake = (void (*)(void *, void *))count_init; break;
+        case 3: bad.memory = region; break;
+        case 4: bad.memory_size = sizeof region; break;
+        case 5: bad.fini = count_init; break;
+        case 6: bad.numa_node = 1; break;
+        case 7: bad.flags = 1u << 20; break;
+        default: bad.flags = MEMPOOL_LAZY; break;
+        }
+        errno = 0;
+        CHECK(mempool_shm_create(NULL, &bad, 0) == NULL && errno == EINVAL);
+    }
+    char longname[300];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[0] = '/';
+    longname[sizeof longname - 1] = 0;
+    CHECK(mempool_shm_create(longname, &c, 0) == NULL && errno == EINVAL);
+    CHECK(mempool_shm_open(NULL) == NULL && errno == EINVAL);
+    CHECK_EQ(mempool_shm_unlink(NULL), EINVAL);
+    CHECK(mempool_shm_fd(NULL) == -1 && errno == EINVAL);
+    CHECK_EQ(mempool_recover(NULL, 0, NULL), EINVAL);
     c.block_size = 16;
     c.alignment = 8192; /* more than a mapping at any page keeps */
     CHECK(mempool_shm_create(NULL, &c, 0) == NULL && errno == EINVAL);
@@ -193,6 +222,10 @@ static void test_config(void)
     REQUIRE(ro >= 0);
     CHECK(mempool_shm_open_fd(ro) == NULL && errno == EACCES);
     close(ro);
+    int wo = open(path, O_WRONLY);
+    REQUIRE(wo >= 0);
+    CHECK(mempool_shm_open_fd(wo) == NULL && errno == EACCES); /* cannot read the header */
+    close(wo);
     mempool_destroy(pool);
 }
 
@@ -281,6 +314,116 @@ static void test_broken_grant(void)
     CHECK_EQ(mempool_available(pool), 4);
     munmap(seg, (size_t)st.st_size);
     mempool_destroy(pool);
+}
+
+/* Processes and threads contending for the segment's lock at once, each
+ * doing gets and puts: the counts come out exact. Catches a lock that lets
+ * two holders in (a block handed out twice, a count lost). */
+static void *hammer(void *arg)
+{
+    mempool *pool = arg;
+    for (int i = 0; i < 20000; i++) {
+        void *b[2];
+        if (mempool_get_bulk(pool, b, 2, 1000000000) != 0 || mempool_put_bulk(pool, b, 2) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_contention(void)
+{
+    mempool *pool = anon_pool(6, 16);
+    int fd = mempool_shm_fd(pool);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        REQUIRE(kids[k] >= 0);
+        if (kids[k] == 0) {
+            mempool *child = mempool_shm_open_fd(fd);
+            void *rc = child ? hammer(child) : (void *)1;
+            mempool_destroy(child);
+            exit(rc ? 1 : 0);
+        }
+    }
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, hammer, pool) == 0);
+    void *rc = hammer(pool);
+    void *trc;
+    pthread_join(t, &trc);
+    CHECK(rc == NULL && trc == NULL);
+    for (int k = 0; k < 2; k++)
+        CHECK_EQ(reap(kids[k]), 0);
+    mempool_stats st;
+    CHECK_EQ(mempool_stats_read(pool, &st), 0);
+    CHECK_EQ(st.gets, 4 * 40000);
+    CHECK_EQ(st.puts, 4 * 40000);
+    CHECK_EQ(mempool_available(pool), 6);
+    mempool_destroy(pool);
+}
+
+/* Waiters that give up in another order than they queued: one leaves from
+ * the middle of the queue, and a bulk one leaves with part of its blocks
+ * granted, which go to the next waiter. */
+struct timed {
+    mempool *pool;
+    size_t n;
+    int64_t timeout;
+    int rc;
+};
+
+static void *timed_get(void *arg)
+{
+    struct timed *t = arg;
+    void *b[4];
+    t->rc = mempool_get_bulk(t->pool, b, t->n, t->timeout);
+    if (t->rc == 0)
+        mempool_put_bulk(t->pool, b, t->n);
+    return NULL;
+}
+
+static void test_timeouts_in_queue(void)
+{
+    mempool *pool = anon_pool(4, 16);
+    void *all[4];
+    REQUIRE(mempool_get_bulk(pool, all, 4, 0) == 0);
+    struct timed first = { pool, 3, 500000000, -1 }, middle = { pool, 1, 100000000, -1 },
+                 last = { pool, 1, 3000000000, -1 };
+    pthread_t t1, t2, t3;
+    REQUIRE(pthread_create(&t1, NULL, timed_get, &first) == 0);
+    wait_for_waits(pool, 1);
+    REQUIRE(pthread_create(&t2, NULL, timed_get, &middle) == 0);
+    wait_for_waits(pool, 2);
+    REQUIRE(pthread_create(&t3, NULL, timed_get, &last) == 0);
+    wait_for_waits(pool, 3);
+    pthread_join(t2, NULL); /* gives up from the middle */
+    CHECK_EQ(middle.rc, ETIMEDOUT);
+    CHECK_EQ(mempool_put(pool, all[0]), 0); /* granted to the bulk waiter */
+    CHECK_EQ(mempool_put(pool, all[1]), 0);
+    CHECK_EQ(mempool_available(pool), 2);
+    /* The bulk waiter (3 blocks, 2 granted) gives up: its two go on. */
+    pthread_join(t1, NULL);
+    CHECK_EQ(first.rc, ETIMEDOUT);
+    pthread_join(t3, NULL);
+    CHECK_EQ(last.rc, 0);
+    CHECK_EQ(mempool_put_bulk(pool, all + 2, 2), 0);
+    CHECK_EQ(mempool_available(pool), 4);
+    mempool_destroy(pool);
+}
+
+/* A named segment whose creator has not written the magic yet: an open by
+ * name waits a while for it, then refuses it. */
+static void test_unready_named(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "/mempool-test-unready-%ld", (long)getpid());
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, 1 << 20) == 0);
+    int64_t t0 = check_now_ns();
+    CHECK(mempool_shm_open(name) == NULL && errno == EPROTO);
+    CHECK(check_now_ns() - t0 > 500000000);
+    close(fd);
+    CHECK_EQ(mempool_shm_unlink(name), 0);
 }
 
 /* drain across processes: it returns once another process has put the
@@ -418,7 +561,9 @@ static void test_zombie(void)
     if (pid == 0) {
         mempool *child = mempool_shm_open_fd(fd);
         void *b[4];
-        exit(child && mempool_get_bulk(child, b, 4, 0) == 0 ? 0 : 1);
+        /* Exits holding them, not detached: _exit, or a leak checker's
+         * report at exit would change the status. */
+        _exit(child && mempool_get_bulk(child, b, 4, 0) == 0 ? 0 : 1);
     }
     /* Wait for it to exit without reaping it. */
     siginfo_t info;
@@ -601,8 +746,10 @@ static void test_close_across_processes(void)
     if (pid == 0) {
         mempool *child = mempool_shm_open_fd(fd);
         errno = 0;
-        void *got = mempool_get_timeout(child, 10000000000);
-        exit(got == NULL && errno == ECANCELED ? 0 : 1);
+        void *got = mempool_get_timeout(child, INT64_MAX - 1); /* as good as forever */
+        int ok = got == NULL && errno == ECANCELED;
+        mempool_destroy(child);
+        exit(ok ? 0 : 1);
     }
     wait_for_waits(pool, 1);
     mempool_close(pool);
@@ -634,7 +781,7 @@ static void test_give_take(void)
         }
         if (write(pipefd[1], h, sizeof h) != sizeof h)
             exit(1);
-        exit(0); /* dies without detaching */
+        _exit(0); /* dies without detaching */
     }
     uint64_t h[2];
     CHECK(read(pipefd[0], h, sizeof h) == sizeof h);
@@ -651,6 +798,8 @@ static void test_give_take(void)
     errno = 0;
     CHECK(mempool_shm_take(pool, h[0]) == NULL && errno == ESTALE);
     CHECK(mempool_shm_take(pool, 0) == NULL && errno == EINVAL);
+    CHECK(mempool_shm_take(pool, 1) == NULL && errno == EINVAL); /* block 0, give count 0 */
+    CHECK(mempool_shm_give(pool, NULL) == 0 && errno == EINVAL);
     CHECK(mempool_shm_take(pool, (uint64_t)1 << 32 | 99) == NULL && errno == EINVAL);
     /* Not ours to give twice; a free block is not ours at all. */
     uint64_t again = mempool_shm_give(pool, b);
@@ -802,11 +951,23 @@ static void test_live_corruption(void)
     for (int i = 0; i < 5; i++)
         CHECK(two[i] != held);
     CHECK_EQ(mempool_put_bulk(pool, two, 5), 0);
+    /* A half-put mark left on a held block (its putter died) and a free
+     * block's word claiming a waiter slot that does not exist: the repair
+     * clears the mark, so the holder can still put it, and frees the
+     * other. */
+    atomic_fetch_or(&owners[index], (uint64_t)1 << 31);
+    atomic_store(&owners[other], (uint64_t)4000 << 2 | 3);
     mempool_recovery r;
     CHECK_EQ(mempool_recover(pool, 0, &r), 0);
     CHECK_EQ(mempool_recover(pool, MEMPOOL_RECOVER_TRANSIT, &r), 0);
     CHECK_EQ(r.in_transit, 1);
+    CHECK_EQ(r.blocks, 2); /* the one in transit, the one claiming slot 4000 */
     CHECK(mempool_shm_take(pool, h) == NULL);
+    /* A give count at its largest wraps past 0 (no handle is 0). */
+    atomic_fetch_or(&owners[index], (uint64_t)UINT32_MAX << 32);
+    uint64_t wrapped = mempool_shm_give(pool, held);
+    CHECK(wrapped == ((uint64_t)1 << 32 | (index + 1)));
+    CHECK(mempool_shm_take(pool, wrapped) == held);
     CHECK_EQ(mempool_put(pool, held), 0);
     CHECK_EQ(mempool_available(pool), 8);
     munmap(seg, (size_t)st.st_size);
@@ -827,6 +988,7 @@ static void test_bulk_wait_close(void)
         mempool *child = mempool_shm_open_fd(fd);
         void *b[3];
         int rc = child ? mempool_get_bulk(child, b, 3, 10000000000) : -1;
+        mempool_destroy(child);
         exit(rc == ECANCELED ? 0 : 1);
     }
     wait_for_waits(pool, 1);
@@ -942,6 +1104,33 @@ static void test_bad_segments(void)
         }
         close(copy);
     }
+    /* Geometry fields zeroed, a truncated copy and a file shorter than a
+     * header: each refused. The header's layout is src/shm.h's. */
+    static const size_t zeroed[] = { 32, 40, 48, 64, 68 }; /* capacity, block size,
+                                                            * alignment, procs, waiters */
+    for (size_t z = 0; z <= sizeof zeroed / sizeof zeroed[0]; z++) {
+        int copy = memfd_create("copy", MFD_ALLOW_SEALING);
+        REQUIRE(copy >= 0);
+        size_t length = size;
+        unsigned char saved8[8];
+        if (z < sizeof zeroed / sizeof zeroed[0]) {
+            memcpy(saved8, image + zeroed[z], 8);
+            memset(image + zeroed[z], 0, zeroed[z] >= 64 ? 4 : 8);
+        } else {
+            length = 4096; /* the header is whole, the segment is not */
+        }
+        REQUIRE(pwrite(copy, image, length, 0) == (ssize_t)length);
+        if (z < sizeof zeroed / sizeof zeroed[0])
+            memcpy(image + zeroed[z], saved8, 8);
+        fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+        CHECK(mempool_shm_open_fd(copy) == NULL && errno == EPROTO);
+        close(copy);
+    }
+    int tiny = memfd_create("tiny", MFD_ALLOW_SEALING);
+    REQUIRE(tiny >= 0 && pwrite(tiny, image, 16, 0) == 16);
+    fcntl(tiny, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+    CHECK(mempool_shm_open_fd(tiny) == NULL && errno == EPROTO);
+    close(tiny);
     free(image);
     mempool_destroy(pool);
 }
@@ -973,6 +1162,9 @@ int main(void)
     test_fork_child_handle();
     test_process_table();
     test_drain();
+    test_contention();
+    test_timeouts_in_queue();
+    test_unready_named();
     test_recovery_unasked();
     test_broken_grant();
     test_create_fails();

@@ -52,12 +52,13 @@ int mempool__os_shm_create(const char *name, size_t size, int *fd)
         return fail(saved);
     if (ftruncate(f, (off_t)size) != 0 ||
         (!name && fcntl(f, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)) {
-        int err = errno == EFBIG || errno == EINVAL ? ENOMEM : errno;
+        /* No room for it (a size limit, a full tmpfs): ENOMEM, as for
+         * any other allocation. */
         close(f);
         if (name)
             shm_unlink(name);
         errno = saved;
-        return err;
+        return ENOMEM;
     }
     *fd = f;
     errno = saved;
@@ -109,12 +110,10 @@ int mempool__os_shm_size(int fd, size_t *size)
 {
     int saved = errno;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = fail(saved);
-        return err == EBADF ? EINVAL : err;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size < 0)
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        errno = saved;
         return EPROTO;
+    }
     if (is_memfd(fd)) {
         int seals = fcntl(fd, F_GET_SEALS);
         if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
@@ -130,20 +129,12 @@ int mempool__os_shm_size(int fd, size_t *size)
 int mempool__os_shm_read(int fd, void *buf, size_t n)
 {
     int saved = errno;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t got = pread(fd, (char *)buf + done, n - done, (off_t)done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            int err = got < 0 ? errno : EPROTO;
-            errno = saved;
-            return err == EACCES || err == EBADF ? EACCES : EPROTO;
-        }
-        done += (size_t)got;
-    }
+    /* The caller checked the size: a short read (a file of another kind)
+     * or none at all, on a descriptor without read access, is refused. */
+    ssize_t got = pread(fd, buf, n, 0);
+    int err = got == (ssize_t)n ? 0 : got < 0 && errno == EBADF ? EACCES : EPROTO;
     errno = saved;
-    return 0;
+    return err;
 }
 
 int mempool__os_shm_map(int fd, size_t size, void **out)
@@ -176,10 +167,8 @@ int mempool__os_shm_reopen(int fd, int *out)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int f = open(path, O_RDWR | O_CLOEXEC);
-    if (f < 0) {
-        int err = fail(saved);
-        return err == ENOENT ? ENOSYS : err; /* no /proc */
-    }
+    if (f < 0)
+        return fail(saved);
     *out = f;
     return 0;
 }
@@ -199,24 +188,18 @@ int mempool__os_shm_claim(int own, unsigned slot)
 {
     int saved = errno;
     struct flock l = slot_lock(F_WRLCK, slot);
-    int rc;
-    do
-        rc = fcntl(own, F_OFD_SETLK, &l);
-    while (rc != 0 && errno == EINTR);
-    if (rc == 0)
-        return 0;
-    int err = fail(saved);
-    return err == EACCES || err == EAGAIN ? EAGAIN : err;
+    /* Never blocks, so never interrupted; a slot it cannot lock for any
+     * reason counts as taken. */
+    int rc = fcntl(own, F_OFD_SETLK, &l);
+    errno = saved;
+    return rc == 0 ? 0 : EAGAIN;
 }
 
 bool mempool__os_shm_held(int own, unsigned slot)
 {
     int saved = errno;
     struct flock l = slot_lock(F_WRLCK, slot);
-    int rc;
-    do
-        rc = fcntl(own, F_OFD_GETLK, &l);
-    while (rc != 0 && errno == EINTR);
+    int rc = fcntl(own, F_OFD_GETLK, &l);
     errno = saved;
     /* A failed query says nothing: count the holder alive rather than
      * take its blocks. */
@@ -253,16 +236,14 @@ long mempool__os_pid(void)
     return (long)getpid();
 }
 
+/* Every caller sleeps a slice at a time, so the deadline is never
+ * OS_FOREVER. */
 int mempool__os_shared_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline)
 {
-    struct timespec ts, *tsp = NULL;
-    if (deadline != OS_FOREVER) {
-        if (mempool__os_now() >= deadline)
-            return ETIMEDOUT;
-        ts.tv_sec = (time_t)(deadline / 1000000000);
-        ts.tv_nsec = (long)(deadline % 1000000000);
-        tsp = &ts;
-    }
+    if (mempool__os_now() >= deadline)
+        return ETIMEDOUT;
+    struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
+    struct timespec *tsp = &ts;
     int saved = errno;
     long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
                       FUTEX_BITSET_MATCH_ANY);
