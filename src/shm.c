@@ -170,15 +170,17 @@ static int attach(mempool *pool)
     s->slot = slot;
     s->id = PROC_ID(slot, gen);
     SHM_STEP();
-    if (PROC_STATE(word) == PROC_LIVE) {
-        /* Our predecessor in this slot died unrecovered: its id is no
-         * live one now, and no look at the slots would find it dead. */
-        struct shm_wakes wk = { .n = 0 };
-        mempool__shm_lock(pool);
+    /* Through the lock once, whatever happens: a repair that began before
+     * we were LIVE (its census does not know us) ends before we can hold a
+     * block it would take for a dead one's. And if our predecessor in this
+     * slot died unrecovered, its id is no live one now, and no look at the
+     * slots would find it dead: repair now. */
+    struct shm_wakes wk = { .n = 0 };
+    mempool__shm_lock(pool);
+    if (PROC_STATE(word) == PROC_LIVE)
         mempool__shm_repair(s, 0, NULL, &wk);
-        mempool__shm_unlock(pool);
-        mempool__shm_wake(s, &wk);
-    }
+    mempool__shm_unlock(pool);
+    mempool__shm_wake(s, &wk);
     return mempool_recover(pool, 0, NULL);
 }
 
@@ -455,13 +457,15 @@ void mempool__shm_detach(mempool *pool)
             }
         }
         mempool__shm_release(s, batch, k, &wk);
-        struct shm_proc *p = &s->procs[s->slot];
-        uint64_t word = atomic_load_explicit(&p->word, memory_order_relaxed);
-        if (word == PROC_WORD(PROC_GEN(word), PROC_LIVE) && PROC_ID(s->slot, PROC_GEN(word)) == s->id)
-            atomic_store_explicit(&p->word, PROC_WORD(PROC_GEN(word), PROC_FREE),
-                                  memory_order_release);
         mempool__shm_unlock(pool);
         mempool__shm_wake(s, &wk);
+        /* Only after the unlock: a contender that saw our slot free while we
+         * held the lock would take it over from a live holder. */
+        struct shm_proc *p = &s->procs[s->slot];
+        uint32_t gen = (s->id >> 7) & PROC_GEN_MASK;
+        uint64_t live = PROC_WORD(gen, PROC_LIVE);
+        atomic_compare_exchange_strong_explicit(&p->word, &live, PROC_WORD(gen, PROC_FREE),
+                                                memory_order_release, memory_order_relaxed);
     }
     shm_release(s);
     os_lock_destroy(&pool->lock);

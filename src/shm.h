@@ -150,6 +150,8 @@ MEMPOOL_INTERNAL bool mempool__shm_layout(struct shm_header *h);
 /* The lock (shm_path.c). Taking it over from a dead holder repairs the
  * state (shm_recover.c) before returning. */
 MEMPOOL_INTERNAL void mempool__shm_lock(mempool *pool);
+/* The same, telling what a takeover's repair found (zeros otherwise). */
+MEMPOOL_INTERNAL void mempool__shm_lock_report(mempool *pool, mempool_recovery *report);
 MEMPOOL_INTERNAL void mempool__shm_unlock(mempool *pool);
 
 /* Wakes collected while the lock was held, issued after it is released. */
@@ -162,6 +164,8 @@ struct shm_wakes {
 MEMPOOL_INTERNAL void mempool__shm_release(struct shm *s, const uint32_t *indices, size_t n,
                                            struct shm_wakes *wk);
 MEMPOOL_INTERNAL void mempool__shm_wake(struct shm *s, struct shm_wakes *wk);
+/* Grants free blocks to the queue while both have some (under the lock). */
+MEMPOOL_INTERNAL void mempool__shm_feed(struct shm *s, struct shm_wakes *wk);
 
 /* Recovery (shm_recover.c). mempool__shm_repair runs under the lock and
  * rebuilds everything derived from the block words; mempool__shm_any_dead

@@ -54,6 +54,13 @@ static bool holder_dead(const struct shm *s, uint32_t word)
 
 void mempool__shm_lock(mempool *pool)
 {
+    mempool__shm_lock_report(pool, NULL);
+}
+
+void mempool__shm_lock_report(mempool *pool, mempool_recovery *report)
+{
+    if (report)
+        *report = (mempool_recovery){ 0 };
     struct shm *s = pool->shm;
     os_lock(&pool->lock);
     _Atomic uint32_t *lock = &s->state->lock;
@@ -90,7 +97,7 @@ void mempool__shm_lock(mempool *pool)
                 /* Died holding it: whatever it was doing is undone or
                  * finished by rebuilding from the block words. */
                 struct shm_wakes wk = { .n = 0 };
-                mempool__shm_repair(s, 0, NULL, &wk);
+                mempool__shm_repair(s, 0, report, &wk);
                 mempool__shm_wake(s, &wk);
                 return;
             }
@@ -199,6 +206,16 @@ void mempool__shm_release(struct shm *s, const uint32_t *indices, size_t n,
     }
 }
 
+void mempool__shm_feed(struct shm *s, struct shm_wakes *wk)
+{
+    while (queue_first(s) != SHM_NONE) {
+        uint32_t index = free_pop(s);
+        if (index == SHM_NONE)
+            return;
+        mempool__shm_release(s, &index, 1, wk);
+    }
+}
+
 /* Blocks out now, for the high-water mark (under the lock). */
 static void note_out(struct shm *s)
 {
@@ -303,16 +320,18 @@ static void queue_remove(struct shm *s, uint32_t w)
     }
 }
 
-/* Takes the blocks granted to waiter w: ours now (DONE), or back to the pool
- * (a timeout or a close); the slot is empty afterwards. Under the lock. */
-static size_t waiter_collect(mempool *pool, uint32_t w, void **blocks, struct shm_wakes *wk)
+/* Takes the blocks granted to waiter w: the first n ours now (into blocks,
+ * DONE), or all back to the pool (blocks NULL: a timeout); the slot is
+ * empty afterwards. Under the lock. The limit is the caller's n, never the
+ * count in the segment, which a peer may have raised: the array holds n. */
+static size_t waiter_collect(mempool *pool, uint32_t w, void **blocks, size_t n,
+                             struct shm_wakes *wk)
 {
     struct shm *s = pool->shm;
     struct shm_waiter *sw = &s->waiters[w];
     uint32_t index = atomic_load_explicit(&sw->chain, memory_order_relaxed);
-    uint32_t need = atomic_load_explicit(&sw->need, memory_order_relaxed);
     size_t got = 0;
-    while (index < s->h.capacity && got < need) {
+    while (index < s->h.capacity && got < n) {
         uint64_t word = atomic_load_explicit(&s->owners[index], memory_order_relaxed);
         if (OWN_KIND(word) != OWN_GRANTED || OWN_WHO(word) != w)
             break;
@@ -370,7 +389,7 @@ static int sleep_queued(mempool *pool, uint32_t w, void **blocks, size_t n, int6
         state = atomic_load_explicit(&sw->state, memory_order_acquire);
         int err = 0;
         if (state == WAIT_DONE) {
-            size_t got = waiter_collect(pool, w, blocks, &wk);
+            size_t got = waiter_collect(pool, w, blocks, n, &wk);
             if (got != n) {
                 /* A corrupt list: what was taken goes back, and the get
                  * fails rather than hand out blocks it cannot account for. */
@@ -382,7 +401,7 @@ static int sleep_queued(mempool *pool, uint32_t w, void **blocks, size_t n, int6
             }
         } else if (state == WAIT_WAITING) {
             queue_remove(s, w);
-            waiter_collect(pool, w, NULL, &wk);
+            waiter_collect(pool, w, NULL, n, &wk);
             LOCKED_ADD(s->state->timeouts, 1);
             err = ETIMEDOUT;
         } else {
@@ -433,8 +452,13 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         if (w != SHM_NONE) {
             queue_append(s, w);
             LOCKED_ADD(s->state->waits, 1);
+            /* Fewer free than it asked for: those few are granted to the
+             * queue now, as puts grant theirs, or they would sit free while
+             * the waiter (and everyone behind it) waits. */
+            mempool__shm_feed(s, &wk);
         }
         mempool__shm_unlock(pool);
+        mempool__shm_wake(s, &wk);
         if (!have_deadline) {
             deadline = deadline_after(timeout_ns);
             have_deadline = true;
@@ -621,7 +645,9 @@ void mempool__shm_close(mempool *pool)
     atomic_store_explicit(&s->state->closed, 1, memory_order_relaxed);
     SHM_STEP();
     uint32_t w;
-    while ((w = queue_first(s)) != SHM_NONE) {
+    /* At most every slot once: a queue a peer made cyclic ends too, and the
+     * repair below cancels whatever it still holds. */
+    for (uint32_t left = s->h.waiters; left > 0 && (w = queue_first(s)) != SHM_NONE; left--) {
         queue_pop(s, w);
         struct shm_waiter *sw = &s->waiters[w];
         uint32_t index = atomic_load_explicit(&sw->chain, memory_order_relaxed);
@@ -641,6 +667,8 @@ void mempool__shm_close(mempool *pool)
         atomic_store_explicit(&sw->state, WAIT_CANCELED, memory_order_release);
         wake_later(s, w, &wk);
     }
+    if (queue_first(s) != SHM_NONE)
+        mempool__shm_repair(s, 0, NULL, &wk);
     mempool__shm_unlock(pool);
     mempool__shm_wake(s, &wk);
 }

@@ -230,16 +230,9 @@ void mempool__shm_repair(struct shm *s, unsigned flags, mempool_recovery *report
     }
     atomic_store_explicit(&st->collected, collected, memory_order_relaxed);
     queue_rebuild(s, &c);
-    /* Free blocks go to waiters first, as any put's would. */
-    while (atomic_load_explicit(&st->first, memory_order_relaxed) != SHM_NONE &&
-           atomic_load_explicit(&st->free_count, memory_order_relaxed) > 0) {
-        uint32_t top = atomic_load_explicit(&st->free_head, memory_order_relaxed);
-        atomic_store_explicit(&st->free_head,
-                              atomic_load_explicit(&s->next[top], memory_order_relaxed),
-                              memory_order_relaxed);
-        atomic_fetch_sub_explicit(&st->free_count, 1, memory_order_relaxed);
-        mempool__shm_release(s, &top, 1, wk);
-    }
+    /* Free blocks go to waiters first, as any put's would (each index
+     * checked again: a peer may write the list while we hold the lock). */
+    mempool__shm_feed(s, wk);
     /* Last: the dead slots, now that nothing in the segment names them. */
     for (uint32_t slot = 0; slot < SHM_PROCS; slot++) {
         uint64_t word = c.dead[slot];
@@ -265,9 +258,16 @@ int mempool_recover(mempool *pool, unsigned flags, mempool_recovery *report)
     if (!(flags & MEMPOOL_RECOVER_TRANSIT) && !mempool__shm_any_dead(s))
         return 0;
     struct shm_wakes wk = { .n = 0 };
-    mempool__shm_lock(pool);
+    mempool_recovery first;
+    /* Taking the lock over from a dead holder repairs once already: that
+     * repair's findings are this call's too. */
+    mempool__shm_lock_report(pool, &first);
     mempool__shm_repair(s, flags, report, &wk);
     mempool__shm_unlock(pool);
     mempool__shm_wake(s, &wk);
+    if (report) {
+        report->processes += first.processes;
+        report->blocks += first.blocks;
+    }
     return 0;
 }
