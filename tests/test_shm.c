@@ -426,6 +426,111 @@ static void test_unready_named(void)
     CHECK_EQ(mempool_shm_unlink(name), 0);
 }
 
+/* A bulk get for more than is free queues, and the blocks that are free
+ * are granted to it at once: puts of the rest complete it. Catches a queued
+ * bulk get that only ever receives blocks put after it queued (it waited
+ * for ever with blocks free, and everyone behind it too). */
+static void test_bulk_queues_with_free(void)
+{
+    mempool *pool = anon_pool(4, 16);
+    void *two[2];
+    REQUIRE(mempool_get_bulk(pool, two, 2, 0) == 0);
+    struct bulk_wait w = { pool, -1 };
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, bulk_waiter, &w) == 0); /* 3 of 4, 2 free */
+    wait_for_waits(pool, 1);
+    CHECK_EQ(mempool_put(pool, two[0]), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(w.rc, 0);
+    CHECK_EQ(mempool_put(pool, two[1]), 0);
+    CHECK_EQ(mempool_available(pool), 1); /* the waiter's 3 are out */
+    mempool_destroy(pool);
+}
+
+static void *sleeping_get(void *arg);
+
+/* Waiter slots a peer scribbled on: a sleeping get whose wanted count was
+ * raised still writes only its own array; a queue made into a cycle does
+ * not hang a close. */
+static void test_hostile_waiters(void)
+{
+    mempool *pool = anon_pool(8, 16);
+    int fd = mempool_shm_fd(pool);
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(seg != MAP_FAILED);
+    uint64_t state_offset, waiters_offset;
+    memcpy(&state_offset, seg + 72, 8); /* src/shm.h's header and slot layouts */
+    memcpy(&waiters_offset, seg + 88, 8);
+    void *all[8];
+    REQUIRE(mempool_get_bulk(pool, all, 8, 0) == 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, sleeping_get, pool) == 0); /* wants 1 */
+    wait_for_waits(pool, 1);
+    _Atomic uint32_t *first = (_Atomic uint32_t *)(seg + state_offset + 12);
+    uint32_t w = atomic_load(first);
+    REQUIRE(w < 1024);
+    _Atomic uint32_t *need = (_Atomic uint32_t *)(seg + waiters_offset + (size_t)w * 64 + 16);
+    atomic_store(need, 5);
+    CHECK_EQ(mempool_put_bulk(pool, all, 5), 0); /* all five granted to it */
+    void *got;
+    pthread_join(t, &got);
+    CHECK(got != NULL);
+    mempool_recovery r;
+    CHECK_EQ(mempool_recover(pool, MEMPOOL_RECOVER_TRANSIT, &r), 0);
+    CHECK_EQ(r.blocks, 4); /* the four it did not take */
+    CHECK_EQ(mempool_put(pool, got), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all + 5, 3), 0);
+    CHECK_EQ(mempool_available(pool), 8);
+    /* A one-slot cycle posing as a queued waiter. */
+    _Atomic uint32_t *slot = (_Atomic uint32_t *)(seg + waiters_offset + 7 * 64);
+    atomic_store(&slot[0], 1);  /* WAITING */
+    atomic_store(&slot[7], 7);  /* after: itself */
+    atomic_store(first, 7);
+    mempool_close(pool);
+    errno = 0;
+    CHECK(mempool_try_get(pool) == NULL && errno == ECANCELED);
+    CHECK_EQ(mempool_available(pool), 8);
+    munmap(seg, (size_t)st.st_size);
+    mempool_destroy(pool);
+}
+
+/* Detach looks at exactly the pool's block words. The word after the last
+ * one is the first link of the free list; links that happen to read as a
+ * block held by the detaching process (513 is "out, held by id 128", the
+ * creator's) must not be taken for one. Catches a scan one word too far,
+ * which would free a block that does not exist. */
+static void test_detach_bounds(void)
+{
+    enum { CAP = 1024 };
+    mempool_config c = config_of(CAP, 16);
+    mempool *pool = mempool_shm_create(NULL, &c, 0);
+    REQUIRE(pool);
+    static void *all[CAP];
+    REQUIRE(mempool_get_bulk(pool, all, CAP, 0) == 0);
+    for (size_t i = 0; i < CAP; i++)
+        REQUIRE(mempool_index(pool, all[i]) == i);
+    /* Block 0's link names block 513: put 513, then 0 on top of it. */
+    for (size_t i = CAP; i-- > 0;)
+        if (i != 0 && i != 513)
+            REQUIRE(mempool_put(pool, all[i]) == 0);
+    REQUIRE(mempool_put(pool, all[513]) == 0);
+    REQUIRE(mempool_put(pool, all[0]) == 0);
+    mempool *other = mempool_shm_open_fd(mempool_shm_fd(pool));
+    REQUIRE(other);
+    void *held = mempool_try_get(other);
+    CHECK(held != NULL);
+    mempool_destroy(pool);
+    CHECK_EQ(mempool_available(other), CAP - 1);
+    static void *rest[CAP];
+    CHECK_EQ(mempool_get_bulk(other, rest, CAP - 1, 0), 0);
+    CHECK(mempool_try_get(other) == NULL && errno == EAGAIN);
+    CHECK_EQ(mempool_put_bulk(other, rest, CAP - 1), 0);
+    CHECK_EQ(mempool_put(other, held), 0);
+    mempool_destroy(other);
+}
+
 /* drain across processes: it returns once another process has put the
  * last block back, and times out while one is out. */
 static void test_drain(void)
@@ -1164,6 +1269,9 @@ int main(void)
     test_drain();
     test_contention();
     test_timeouts_in_queue();
+    test_detach_bounds();
+    test_bulk_queues_with_free();
+    test_hostile_waiters();
     test_unready_named();
     test_recovery_unasked();
     test_broken_grant();
