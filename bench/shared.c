@@ -277,6 +277,16 @@ struct stamps {
     double lat[];
 };
 
+/* Waits until the pool has counted n sleeping gets in all: the other side
+ * is queued, so a put now is a hand-off (a put before it would go to the
+ * free list, and the putter's next get would take its own block back). */
+static void await_waits(mempool *pool, uint64_t n)
+{
+    mempool_stats s;
+    while (mempool_stats_read(pool, &s) == 0 && s.waits < n)
+        usleep(1);
+}
+
 static double handoff_pool(void)
 {
     mempool *pool = make_shared(1, 64);
@@ -290,6 +300,7 @@ static double handoff_pool(void)
         for (size_t k = 0; own && k < rounds; k++) {
             void *x = mempool_get(own);
             st->lat[2 * k] = (double)(now_ns() - atomic_load(&st->put_at));
+            await_waits(own, 2 * k + 2);
             usleep(20); /* the other side falls asleep in its get */
             atomic_store(&st->put_at, now_ns());
             mempool_put(own, x);
@@ -297,8 +308,8 @@ static double handoff_pool(void)
         mempool_destroy(own);
         _exit(own ? 0 : 1);
     }
-    usleep(10000); /* the child's first get is asleep */
     for (size_t k = 0; k < rounds; k++) {
+        await_waits(pool, 2 * k + 1);
         usleep(20);
         atomic_store(&st->put_at, now_ns());
         mempool_put(pool, b);

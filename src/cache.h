@@ -119,6 +119,11 @@ struct cache {
     mempool *pool;               /* NULL once the pool is destroyed (registry lock) */
     struct cache *next, *prev;   /* the pool's caches (pool lock) */
     _Atomic uint64_t stats[STAT_COUNT]; /* written by the owner only */
+    /* A shared pool's thread (shm_cache.c): its slot in the segment and
+     * that slot's magazine, or NULL when it runs uncached. */
+    struct shm_cache *shared;
+    _Atomic uint32_t *shared_mag;
+    uint32_t shared_slot;
 };
 
 /* The thread's directory: CACHE_DIR pages of CACHE_PAGE cache pointers, so
@@ -169,26 +174,37 @@ static inline bool cache_ordered(const mempool *pool)
     return atomic_load_explicit(&pool->cache_ordered, memory_order_relaxed);
 }
 
-/* Marks the owner busy, fence-free or ordered. */
-static inline void cache_enter(struct cache *c, bool ordered)
+/* Marks the owner busy, fence-free or ordered (a busy word of a private
+ * cache, or of a shared pool's cache slot). */
+static inline void busy_enter(_Atomic uint32_t *busy, bool ordered)
 {
     if (ordered) {
-        atomic_exchange_explicit(&c->busy, CACHE_BUSY, memory_order_seq_cst);
+        atomic_exchange_explicit(busy, CACHE_BUSY, memory_order_seq_cst);
     } else {
-        atomic_store_explicit(&c->busy, CACHE_BUSY, memory_order_relaxed);
+        atomic_store_explicit(busy, CACHE_BUSY, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
     }
 }
 
 /* Ends the owner's operation (or its attempt to start one). */
-static inline void cache_idle(struct cache *c, bool ordered)
+static inline void busy_idle(_Atomic uint32_t *busy, bool ordered)
 {
     if (ordered) {
-        atomic_exchange_explicit(&c->busy, CACHE_IDLE, memory_order_seq_cst);
+        atomic_exchange_explicit(busy, CACHE_IDLE, memory_order_seq_cst);
     } else {
-        atomic_store_explicit(&c->busy, CACHE_IDLE_FENCED, memory_order_release);
+        atomic_store_explicit(busy, CACHE_IDLE_FENCED, memory_order_release);
         atomic_signal_fence(memory_order_seq_cst);
     }
+}
+
+static inline void cache_enter(struct cache *c, bool ordered)
+{
+    busy_enter(&c->busy, ordered);
+}
+
+static inline void cache_idle(struct cache *c, bool ordered)
+{
+    busy_idle(&c->busy, ordered);
 }
 
 static inline uint32_t cache_unusual(const struct cache *c)
@@ -226,15 +242,19 @@ static inline void mag_push(_Atomic uint64_t *entries, uint32_t mask, bool mark,
  * single-copy atomic there, so a reader's relaxed load sees a whole value),
  * where the C11 form costs a load, an add and a store. ThreadSanitizer
  * builds keep the C11 form, which it can see. */
-static inline void stats_own_add(struct cache *c, enum stat which, uint64_t n)
+static inline void counter_own_add(_Atomic uint64_t *counter, uint64_t n)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(MEMPOOL_TSAN)
-    __asm__("addq %1, %0" : "+m"(*(uint64_t *)&c->stats[which]) : "er"(n));
+    __asm__("addq %1, %0" : "+m"(*(uint64_t *)counter) : "er"(n));
 #else
-    atomic_store_explicit(&c->stats[which],
-                          atomic_load_explicit(&c->stats[which], memory_order_relaxed) + n,
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
                           memory_order_relaxed);
 #endif
+}
+
+static inline void stats_own_add(struct cache *c, enum stat which, uint64_t n)
+{
+    counter_own_add(&c->stats[which], n);
 }
 
 /* Counts n events of one kind for the calling thread: a plain increment of

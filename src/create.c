@@ -103,7 +103,7 @@ static size_t entry_count(size_t capacity)
  * no cache below 64 blocks, so a cache never holds a large share of a small
  * pool. Explicit sizes are clamped to a quarter of the capacity and to
  * CACHE_SIZE_MAX. A size under 2 means no cache. */
-static uint32_t cache_size_for(const mempool_config *c)
+uint32_t mempool__cache_size_for(const mempool_config *c)
 {
     /* Checked pools hand blocks out in FIFO order: no LIFO caches. */
     if (c->flags & (MEMPOOL_NO_CACHE | MEMPOOL_CHECKED))
@@ -304,7 +304,7 @@ mempool *mempool_create(const mempool_config *config)
 #else
     atomic_init(&pool->cache_ordered, !mempool__os_heavy_barrier_init());
 #endif
-    pool->cache_size = cache_size_for(config);
+    pool->cache_size = mempool__cache_size_for(config);
     pool->depot.size = pool->cache_size / 2;
     pool->cache_marks = pool->track ? CACHE_TRACK : 0;
     /* A pool that starts ordered where the hit path is fence-free runs every

@@ -82,6 +82,8 @@ enum stat { STAT_MISSES, STAT_PUTS, STAT_COUNT };
 
 /* The largest per-thread cache, in blocks. */
 #define CACHE_SIZE_MAX 4096u
+/* The per-thread cache size a configuration asks for (create.c). */
+MEMPOOL_INTERNAL uint32_t mempool__cache_size_for(const mempool_config *c);
 
 /* ThreadSanitizer models neither membarrier nor standalone fences: its
  * builds use the ordered variant of the cache protocol (cache.h). */

@@ -308,5 +308,11 @@ MEMPOOL_INTERNAL long mempool__os_pid(void);
 MEMPOOL_INTERNAL int mempool__os_shared_wait(_Atomic uint32_t *word, uint32_t expected,
                                              int64_t deadline);
 MEMPOOL_INTERNAL void mempool__os_shared_wake(_Atomic uint32_t *word, int count);
+/* The heavy barrier of the asymmetric fence across processes: when it
+ * returns, every thread of every process that registered (the init call,
+ * once per process: false when the OS refuses) has executed a full memory
+ * barrier. False when it failed: nothing was ordered. */
+MEMPOOL_INTERNAL bool mempool__os_shared_barrier_init(void);
+MEMPOOL_INTERNAL bool mempool__os_shared_barrier(void);
 
 #endif

@@ -80,15 +80,10 @@ static void registry_init(void)
     mempool__os_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-/* Gives the pool its id and a slot (0: none, so every thread runs without
- * per-thread state for it: past CACHE_DIR x CACHE_PAGE live pools). Pools
- * without caching get a slot too: their per-thread state holds the
- * statistics counters. */
-void mempool__registry_add(mempool *pool)
+/* A directory slot for the pool (registry lock held): 0 when there is
+ * none, or no thread-exit hook to return per-thread state with. */
+static void slot_take(mempool *pool)
 {
-    os_once(&registry_once, registry_init);
-    os_lock(&registry.lock);
-    pool->id = registry.next_id++;
     pool->cache_slot = 0;
     if (!registry.hook_ready)
         registry.hook_ready = mempool__os_exit_hook(cache_thread_exit);
@@ -100,34 +95,18 @@ void mempool__registry_add(mempool *pool)
     }
     pool->cache_dir = pool->cache_slot / CACHE_PAGE;
     pool->cache_page = pool->cache_slot % CACHE_PAGE;
-    os_unlock(&registry.lock);
 }
 
-void mempool__registry_shm_add(mempool *pool)
+/* Gives the pool its id and a slot (0: none, so every thread runs without
+ * per-thread state for it: past CACHE_DIR x CACHE_PAGE live pools). Pools
+ * without caching get a slot too: their per-thread state holds the
+ * statistics counters. */
+void mempool__registry_add(mempool *pool)
 {
     os_once(&registry_once, registry_init);
     os_lock(&registry.lock);
     pool->id = registry.next_id++;
-    pool->cache_slot = pool->cache_dir = pool->cache_page = 0;
-    struct shm *s = pool->shm;
-    s->prev_attached = NULL;
-    s->next_attached = registry.shm_attached;
-    if (s->next_attached)
-        s->next_attached->prev_attached = s;
-    registry.shm_attached = s;
-    os_unlock(&registry.lock);
-}
-
-void mempool__registry_shm_remove(mempool *pool)
-{
-    struct shm *s = pool->shm;
-    os_lock(&registry.lock);
-    if (s->prev_attached)
-        s->prev_attached->next_attached = s->next_attached;
-    else
-        registry.shm_attached = s->next_attached;
-    if (s->next_attached)
-        s->next_attached->prev_attached = s->prev_attached;
+    slot_take(pool);
     os_unlock(&registry.lock);
 }
 
@@ -149,6 +128,52 @@ static bool slot_release(uint32_t slot)
     return true;
 }
 
+/* Detaches the pool's caches from their threads, which free them, and gives
+ * its slot back (registry lock held). */
+static void caches_detach(mempool *pool)
+{
+    for (struct cache *c = pool->caches; c; c = c->next) {
+        c->pool = NULL;
+        atomic_fetch_or_explicit(&c->unusual, CACHE_DETACHED, memory_order_relaxed);
+    }
+    pool->caches = NULL;
+    if (pool->cache_slot)
+        slot_release(pool->cache_slot);
+}
+
+void mempool__registry_shm_add(mempool *pool)
+{
+    os_once(&registry_once, registry_init);
+    os_lock(&registry.lock);
+    pool->id = registry.next_id++;
+    struct shm *s = pool->shm;
+    /* A slot only where the segment has thread caches: the thread's object
+     * in it leads to its slot in the segment (shm_cache.c). */
+    pool->cache_slot = pool->cache_dir = pool->cache_page = 0;
+    if (s->h.caches)
+        slot_take(pool);
+    s->prev_attached = NULL;
+    s->next_attached = registry.shm_attached;
+    if (s->next_attached)
+        s->next_attached->prev_attached = s;
+    registry.shm_attached = s;
+    os_unlock(&registry.lock);
+}
+
+void mempool__registry_shm_remove(mempool *pool)
+{
+    struct shm *s = pool->shm;
+    os_lock(&registry.lock);
+    if (s->prev_attached)
+        s->prev_attached->next_attached = s->next_attached;
+    else
+        registry.shm_attached = s->next_attached;
+    if (s->next_attached)
+        s->next_attached->prev_attached = s->prev_attached;
+    caches_detach(pool);
+    os_unlock(&registry.lock);
+}
+
 /* Detaches every cache from a pool being destroyed. The blocks they hold are
  * marked free in the side array, so destroy finds them there. DETACHED
  * keeps the owner off the hit path: before it uses a later pool that takes
@@ -157,13 +182,7 @@ static bool slot_release(uint32_t slot)
 void mempool__registry_remove(mempool *pool)
 {
     os_lock(&registry.lock);
-    for (struct cache *c = pool->caches; c; c = c->next) {
-        c->pool = NULL;
-        atomic_fetch_or_explicit(&c->unusual, CACHE_DETACHED, memory_order_relaxed);
-    }
-    pool->caches = NULL;
-    if (pool->cache_slot)
-        slot_release(pool->cache_slot);
+    caches_detach(pool);
     os_unlock(&registry.lock);
 }
 
@@ -201,6 +220,10 @@ struct cache **mempool__dir_entry(uint32_t dir, uint32_t page)
  * counters (registry lock held, which keeps destroy away). */
 static void cache_retire(mempool *pool, struct cache *c)
 {
+    if (pool->shm) {
+        mempool__shm_cache_retire(pool, c);
+        return;
+    }
     struct wakeups wk = { .n = 0 };
     os_lock(&pool->lock);
     mempool__cache_empty_locked(pool, c, &wk);

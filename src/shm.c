@@ -6,6 +6,7 @@
 #include <stdalign.h>
 #include <string.h>
 
+#include "cache.h"
 #include "shm.h"
 
 /* The atomics in the segment must not need a lock of this process's. */
@@ -29,7 +30,9 @@ bool mempool__shm_layout(struct shm_header *h)
     if (h->capacity == 0 || h->capacity > MEMPOOL_CAPACITY_MAX || h->block_size == 0 ||
         h->block_size > PTRDIFF_MAX || h->alignment == 0 ||
         (h->alignment & (h->alignment - 1)) || h->alignment > SHM_ALIGNMENT_MAX ||
-        h->procs != SHM_PROCS || h->waiters != SHM_WAITERS)
+        h->procs != SHM_PROCS || h->waiters != SHM_WAITERS ||
+        h->cache_size > CACHE_SIZE_MAX || h->cache_size == 1 ||
+        h->caches != (h->cache_size ? SHM_CACHES : 0))
         return false;
     uint64_t stride = round_up(h->block_size, h->alignment);
     if (stride > PTRDIFF_MAX / h->capacity)
@@ -42,6 +45,10 @@ bool mempool__shm_layout(struct shm_header *h)
     off += (uint64_t)h->procs * sizeof(struct shm_proc);
     h->waiters_offset = off;
     off += (uint64_t)h->waiters * sizeof(struct shm_waiter);
+    h->caches_offset = off;
+    off += (uint64_t)h->caches * sizeof(struct shm_cache);
+    h->mags_offset = off;
+    off = round_up(off + (uint64_t)h->caches * h->cache_size * sizeof(uint32_t), CACHE_LINE);
     h->owners_offset = off;
     off += h->capacity * sizeof(uint64_t);
     h->next_offset = off;
@@ -93,6 +100,8 @@ static void shm_bind(struct shm *s)
     s->state = (struct shm_state *)(s->map + s->h.state_offset);
     s->procs = (struct shm_proc *)(s->map + s->h.procs_offset);
     s->waiters = (struct shm_waiter *)(s->map + s->h.waiters_offset);
+    s->caches = (struct shm_cache *)(s->map + s->h.caches_offset);
+    s->mags = (_Atomic uint32_t *)(s->map + s->h.mags_offset);
     s->owners = (_Atomic uint64_t *)(s->map + s->h.owners_offset);
     s->next = (_Atomic uint32_t *)(s->map + s->h.next_offset);
 }
@@ -130,7 +139,8 @@ static mempool *handle_make(struct shm *s, const mempool_config *c)
     pool->ops = &mempool__shm_ops;
     atomic_init(&pool->closed, true);
     os_lock_init(&pool->lock);
-    /* No cache slot and no hit limit: every call takes the shared path. */
+    /* No hit limit: every call leaves the private hit path for the shared
+     * one (shm_cache.c), whose thread objects the registry's slot finds. */
     mempool__registry_shm_add(pool);
     return pool;
 }
@@ -169,6 +179,9 @@ static int attach(mempool *pool)
     atomic_store_explicit(&p->word, PROC_WORD(gen, PROC_LIVE), memory_order_release);
     s->slot = slot;
     s->id = PROC_ID(slot, gen);
+    /* Registered before any cache of ours runs fence-free: a reclaimer's
+     * barrier must reach this process. */
+    s->ordered = CACHE_HIT_ORDERED || (s->h.caches && !mempool__os_shared_barrier_init());
     SHM_STEP();
     /* Through the lock once, whatever happens: a repair that began before
      * we were LIVE (its census does not know us) ends before we can hold a
@@ -259,6 +272,10 @@ mempool *mempool_shm_create(const char *name, const mempool_config *config, unsi
         .procs = SHM_PROCS,
         .waiters = SHM_WAITERS,
     };
+    /* MEMPOOL_HUGEPAGES changes nothing of the caches: only the flags that
+     * the private pools' rule reads (no cache, checked) do. */
+    h.cache_size = mempool__cache_size_for(config);
+    h.caches = h.cache_size ? SHM_CACHES : 0;
     if (!mempool__shm_layout(&h)) {
         errno = EOVERFLOW;
         return NULL;
@@ -338,6 +355,8 @@ static int validate(int fd, bool named, struct shm_header *out)
             .alignment = h.alignment,
             .procs = h.procs,
             .waiters = h.waiters,
+            .caches = h.caches,
+            .cache_size = h.cache_size,
         };
         if (!mempool__shm_layout(&want) || memcmp(&want, &h, sizeof h) != 0 ||
             size < want.segment_size)
@@ -445,7 +464,10 @@ void mempool__shm_detach(mempool *pool)
         size_t k = 0;
         for (size_t i = 0; i < s->h.capacity; i++) {
             uint64_t w = atomic_load_explicit(&s->owners[i], memory_order_relaxed);
-            if (OWN_KIND(w) != OWN_OUT || OWN_WHO(w) != s->id)
+            uint32_t cs = own_cache_slot(s, w);
+            bool cached_here = cs != SHM_NONE &&
+                atomic_load_explicit(&s->caches[cs].owner, memory_order_relaxed) == s->id + 1;
+            if (!cached_here && (OWN_KIND(w) != OWN_OUT || OWN_WHO(w) != s->id))
                 continue;
             atomic_store_explicit(&s->owners[i], OWN_MAKE(OWN_FREE, 0, OWN_SEQ(w)),
                                   memory_order_relaxed);
@@ -457,6 +479,7 @@ void mempool__shm_detach(mempool *pool)
             }
         }
         mempool__shm_release(s, batch, k, &wk);
+        mempool__shm_caches_free(s, s->id);
         mempool__shm_unlock(pool);
         mempool__shm_wake(s, &wk);
         /* Only after the unlock: a contender that saw our slot free while we

@@ -10,6 +10,9 @@
  *   state     the lock word, counts, the waiter queue's ends, counters
  *   procs     the participant table: one slot per attached process
  *   waiters   one slot per sleeping get, its futex word included
+ *   caches    one slot per thread cache (pools with caching): its owner,
+ *             busy and unusual words, count and counters; then the slots'
+ *             magazines, cache_size block indices each
  *   owners    one 64-bit word per block: the block's whole state
  *   next      one 32-bit link per block: the free list, and each waiter's
  *             list of blocks granted to it
@@ -20,7 +23,9 @@
  * THE BLOCK'S STATE (owners[i], the single source of truth)
  *   bits 0..1   kind: FREE, OUT, TRANSIT, GRANTED
  *   bits 2..30  OUT: the holder's process id (slot and generation);
- *               GRANTED: the waiter slot it was handed to
+ *               GRANTED: the waiter slot it was handed to;
+ *               FREE: 0 on the free list, else 1 + the cache slot that
+ *               holds it (a cached block is free: a put of it is refused)
  *   bit  31     MARK: a bulk put in progress has checked this block
  *   bits 32..63 the block's give count: a handle names one give
  *   The free list, the waiters' lists and every count are derived from these
@@ -44,6 +49,20 @@
  *   no live process has, even after its slot is reused. A process id is
  *   alive while its slot says LIVE with that generation and the slot's
  *   liveness lock (os.h) is held by another description, or it is ours.
+ *
+ * THREAD CACHES (shm_cache.c)
+ *   A thread's cache is a slot in the segment, so that any process can take
+ *   blocks parked in it and a dead process's caches are recovered from the
+ *   block words like its held blocks. Its owner gets and puts its own blocks
+ *   with plain loads and stores (a block it holds becomes FREE in its slot,
+ *   and back), under the asymmetric fence of cache.h: a get that would wait
+ *   or fail arms every slot under the lock, issues the barrier that reaches
+ *   every attached process (membarrier's global command), and takes the
+ *   blocks of every slot whose owner is not inside an operation; an owner
+ *   that was sees the arm when its operation ends and hands its blocks over
+ *   itself. While gets wait the slots stay armed, so puts hand their blocks
+ *   to the oldest waiter and no get passes one. A process whose kernel
+ *   refuses the barrier runs its caches with exchanges instead.
  */
 #ifndef MEMPOOL_SHM_H
 #define MEMPOOL_SHM_H
@@ -51,10 +70,11 @@
 #include "internal.h"
 
 #define SHM_MAGIC UINT64_C(0x53504f4f4c504d4d) /* "MMPLOOPS" little-endian */
-#define SHM_ABI 1u
+#define SHM_ABI 2u
 #define SHM_ENDIAN 0x01020304u
 #define SHM_PROCS 128u    /* participants: at least 64, as documented */
 #define SHM_WAITERS 1024u /* sleeping gets at one time, over all processes */
+#define SHM_CACHES 256u   /* thread caches at one time, over all processes */
 #define SHM_NONE UINT32_MAX
 
 enum { OWN_FREE = 0, OWN_OUT = 1, OWN_TRANSIT = 2, OWN_GRANTED = 3 };
@@ -63,6 +83,9 @@ enum { OWN_FREE = 0, OWN_OUT = 1, OWN_TRANSIT = 2, OWN_GRANTED = 3 };
 #define OWN_MARK ((uint64_t)1 << 31)
 #define OWN_SEQ(w) ((uint32_t)((w) >> 32))
 #define OWN_MAKE(kind, who, seq) ((uint64_t)(seq) << 32 | (uint64_t)(who) << 2 | (kind))
+/* The low half of the word of a block in cache slot k: FREE, who k + 1. */
+#define OWN_CACHED(k) ((uint32_t)((k) + 1) << 2 | OWN_FREE)
+#define OWN_LOW(w) ((uint32_t)(w))
 
 #define PROC_SLOT(id) ((id) & 0x7Fu)
 #define PROC_GEN_MASK 0x3FFFFFu
@@ -78,6 +101,8 @@ struct shm_header {
     uint32_t procs, waiters;
     uint64_t state_offset, procs_offset, waiters_offset, owners_offset, next_offset,
         arena_offset;
+    uint32_t caches, cache_size; /* both 0 without caching */
+    uint64_t caches_offset, mags_offset;
 };
 
 /* A participant slot's word: generation << 32 | state. One word, so that
@@ -107,17 +132,33 @@ struct shm_waiter {
     char pad[CACHE_LINE - 32];
 };
 
+/* A thread cache's slot; its magazine is apart (mags_offset). The owner
+ * word is the owning process's id + 1 (0: the slot is free). Only the
+ * owner's thread writes count, the magazine and the counters outside the
+ * lock; busy and unusual are the words of cache.h's protocol. */
+struct shm_cache {
+    _Atomic uint32_t owner;
+    _Atomic uint32_t busy;
+    _Atomic uint32_t unusual; /* CACHE_ARMED, CACHE_CLOSED */
+    _Atomic uint32_t count;
+    _Atomic uint64_t gets, puts;
+    char pad[CACHE_LINE - 32];
+};
+
 struct shm_state {
     _Atomic uint32_t lock;
     _Atomic uint32_t closed;
     _Atomic uint32_t free_head;  /* the free list: a stack through next[] */
     _Atomic uint32_t first, last; /* the waiter queue, oldest first */
     _Atomic uint32_t queued;
+    _Atomic uint32_t armed;      /* the cache slots are armed (shm_cache.c) */
     _Atomic uint64_t free_count; /* blocks on the free list */
     _Atomic uint64_t collected;  /* blocks granted to waiters not yet done */
     _Atomic uint64_t ticket;
     _Atomic uint64_t gets, puts, misses, waits, timeouts, refused, out_high;
     _Atomic uint64_t base_gets, base_puts, base_waits, base_timeouts, base_refused;
+    _Atomic uint64_t cached_gets, cached_puts; /* counters of freed cache slots */
+    _Atomic uint64_t base_misses;
 };
 
 /* The calling process's view of a shared pool (struct mempool.shm). */
@@ -131,6 +172,9 @@ struct shm {
     struct shm_state *state;
     struct shm_proc *procs;
     struct shm_waiter *waiters;
+    struct shm_cache *caches;
+    _Atomic uint32_t *mags;
+    bool ordered;              /* our caches run with exchanges (no barrier) */
     _Atomic uint64_t *owners;
     _Atomic uint32_t *next;
     struct shm *prev_attached, *next_attached; /* the process's list (shm.c) */
@@ -138,6 +182,43 @@ struct shm {
                                 * every handle, a fork child's inherited ones
                                 * included, which it may never destroy */
 };
+
+/* The counts change only under the lock, where a plain load and store do
+ * what a read-modify-write would, for less (readers outside the lock load
+ * them as atomics). */
+#define LOCKED_ADD(count, delta)                                                  \
+    atomic_store_explicit(&(count), atomic_load_explicit(&(count), memory_order_relaxed) + \
+                                        (delta),                                  \
+                          memory_order_relaxed)
+
+/* Pops the free list's top: its index, or SHM_NONE when the list is empty
+ * or its top is not a free block (then the caller repairs). Under the lock. */
+static inline uint32_t free_pop(struct shm *s)
+{
+    uint32_t top = atomic_load_explicit(&s->state->free_head, memory_order_relaxed);
+    if (top >= s->h.capacity)
+        return SHM_NONE;
+    uint64_t w = atomic_load_explicit(&s->owners[top], memory_order_relaxed);
+    if (OWN_LOW(w) != OWN_FREE) /* free, and in no cache */
+        return SHM_NONE;
+    atomic_store_explicit(&s->state->free_head, atomic_load_explicit(&s->next[top],
+                                                                     memory_order_relaxed),
+                          memory_order_relaxed);
+    LOCKED_ADD(s->state->free_count, -1);
+    return top;
+}
+
+static inline void free_push(struct shm *s, uint32_t index)
+{
+    atomic_store_explicit(&s->next[index],
+                          atomic_load_explicit(&s->state->free_head, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->state->free_head, index, memory_order_relaxed);
+    LOCKED_ADD(s->state->free_count, 1);
+}
+
+/* Samples the blocks out for the high-water mark (under the lock). */
+MEMPOOL_INTERNAL void mempool__shm_note_out(struct shm *s);
 
 /* The shared pool behind a public call, or NULL with *err: ENOSYS, EINVAL
  * (not shared), EPERM (a fork child's copy of its parent's handle). */
@@ -187,6 +268,37 @@ MEMPOOL_INTERNAL void mempool__shm_detach(mempool *pool);
 MEMPOOL_INTERNAL size_t mempool__shm_available(const mempool *pool);
 MEMPOOL_INTERNAL void mempool__shm_stats(const mempool *pool, mempool_stats *out);
 MEMPOOL_INTERNAL int mempool__shm_stats_reset(mempool *pool);
+
+/* Thread caches (shm_cache.c). The hit paths serve one block from or into
+ * the calling thread's slot: true when served, false to take the locked
+ * path (no slot, empty or full after a refill or flush, or anything
+ * unusual). */
+struct cache;
+MEMPOOL_INTERNAL bool mempool__shm_cache_get(mempool *pool, void **block);
+MEMPOOL_INTERNAL bool mempool__shm_cache_put(mempool *pool, uint32_t index);
+/* Under the lock: arms every slot and takes the blocks of every owner not
+ * inside an operation (to the oldest waiters, else the free list). */
+MEMPOOL_INTERNAL void mempool__shm_reclaim(struct shm *s, struct shm_wakes *wk);
+/* Under the lock: disarms the slots once no get waits. */
+MEMPOOL_INTERNAL void mempool__shm_settle(struct shm *s);
+/* Under the lock, for close: every slot's gets fail from now on. */
+MEMPOOL_INTERNAL void mempool__shm_caches_close(struct shm *s);
+/* Under the lock: frees the slots of process `id` (ours at detach, a dead
+ * one's in a repair) whose blocks are no longer theirs, folding their
+ * counters into the pool's. */
+MEMPOOL_INTERNAL void mempool__shm_caches_free(struct shm *s, uint32_t id);
+/* The cache slot a block word says holds the block, or SHM_NONE. */
+static inline uint32_t own_cache_slot(const struct shm *s, uint64_t w)
+{
+    uint32_t who = OWN_WHO(w);
+    return OWN_KIND(w) == OWN_FREE && who - 1 < s->h.caches ? who - 1 : SHM_NONE;
+}
+/* Blocks in the caches, and the counters of all slots. */
+MEMPOOL_INTERNAL uint64_t mempool__shm_cached(const struct shm *s);
+MEMPOOL_INTERNAL void mempool__shm_cache_counts(const struct shm *s, uint64_t *gets,
+                                                uint64_t *puts);
+/* Thread exit (registry lock held): the thread's slot goes back. */
+MEMPOOL_INTERNAL void mempool__shm_cache_retire(mempool *pool, struct cache *c);
 
 #ifdef MEMPOOL_FAULT_INJECTION
 /* Test builds: when the countdown is k > 0, the k-th step from now of a

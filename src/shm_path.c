@@ -12,13 +12,6 @@
 #include "index.h"
 #include "shm.h"
 
-/* The counts change only under the lock, where a plain load and store do
- * what a read-modify-write would, for less (readers outside the lock load
- * them as atomics). */
-#define LOCKED_ADD(count, delta)                                                  \
-    atomic_store_explicit(&(count), atomic_load_explicit(&(count), memory_order_relaxed) + \
-                                        (delta),                                  \
-                          memory_order_relaxed)
 
 /* How long a sleeper waits before it asks whether a process it waits on
  * still lives: the lock's holder (one system call per look, and the lock
@@ -130,30 +123,6 @@ static void wake_later(struct shm *s, uint32_t slot, struct shm_wakes *wk)
     wk->slot[wk->n++] = slot;
 }
 
-/* Pops the free list's top: its index, or SHM_NONE when the list is empty
- * or its top is not a free block (then the caller repairs). */
-static uint32_t free_pop(struct shm *s)
-{
-    uint32_t top = atomic_load_explicit(&s->state->free_head, memory_order_relaxed);
-    if (top >= s->h.capacity ||
-        OWN_KIND(atomic_load_explicit(&s->owners[top], memory_order_relaxed)) != OWN_FREE)
-        return SHM_NONE;
-    atomic_store_explicit(&s->state->free_head, atomic_load_explicit(&s->next[top],
-                                                                     memory_order_relaxed),
-                          memory_order_relaxed);
-    LOCKED_ADD(s->state->free_count, -1);
-    return top;
-}
-
-static void free_push(struct shm *s, uint32_t index)
-{
-    atomic_store_explicit(&s->next[index],
-                          atomic_load_explicit(&s->state->free_head, memory_order_relaxed),
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->state->free_head, index, memory_order_relaxed);
-    LOCKED_ADD(s->state->free_count, 1);
-}
-
 /* The oldest queued waiter, or SHM_NONE. */
 static uint32_t queue_first(struct shm *s)
 {
@@ -216,8 +185,7 @@ void mempool__shm_feed(struct shm *s, struct shm_wakes *wk)
     }
 }
 
-/* Blocks out now, for the high-water mark (under the lock). */
-static void note_out(struct shm *s)
+void mempool__shm_note_out(struct shm *s)
 {
     uint64_t free_now = atomic_load_explicit(&s->state->free_count, memory_order_relaxed) +
                         atomic_load_explicit(&s->state->collected, memory_order_relaxed);
@@ -258,7 +226,7 @@ static bool take_free(mempool *pool, void **blocks, size_t n, bool *corrupt)
         blocks[i] = block_at(pool, index);
     }
     LOCKED_ADD(s->state->gets, n);
-    note_out(s);
+    mempool__shm_note_out(s);
     return true;
 }
 
@@ -397,7 +365,7 @@ static int sleep_queued(mempool *pool, uint32_t w, void **blocks, size_t n, int6
                 err = EPROTO;
             } else {
                 LOCKED_ADD(s->state->gets, n);
-                note_out(s);
+                mempool__shm_note_out(s);
             }
         } else if (state == WAIT_WAITING) {
             queue_remove(s, w);
@@ -410,6 +378,7 @@ static int sleep_queued(mempool *pool, uint32_t w, void **blocks, size_t n, int6
             atomic_store_explicit(&sw->state, WAIT_EMPTY, memory_order_release);
             err = state == WAIT_CANCELED ? ECANCELED : EPROTO;
         }
+        mempool__shm_settle(s);
         mempool__shm_unlock(pool);
         mempool__shm_wake(s, &wk);
         return err;
@@ -423,6 +392,8 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
     if (!s)
         return err;
     /* blocks, and 0 < n <= capacity: the callers' checks (getput.c). */
+    if (n == 1 && s->h.caches && mempool__shm_cache_get(pool, blocks))
+        return 0;
     int64_t deadline = 0;
     bool have_deadline = false;
     for (;;) {
@@ -434,9 +405,22 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
         }
         bool corrupt = false;
         /* FIFO: nobody passes a queued waiter. */
-        if (queue_first(s) == SHM_NONE && take_free(pool, blocks, n, &corrupt)) {
+        bool first = queue_first(s) == SHM_NONE;
+        if (first && take_free(pool, blocks, n, &corrupt)) {
             mempool__shm_unlock(pool);
             return 0;
+        }
+        /* Too few free: before waiting or failing, take what the caches of
+         * every process hold (their owners idle; busy ones hand theirs over
+         * when their call ends, to the queue we are about to join). */
+        if (first && !corrupt && s->h.caches) {
+            mempool__shm_reclaim(s, &wk);
+            if (take_free(pool, blocks, n, &corrupt)) {
+                mempool__shm_settle(s);
+                mempool__shm_unlock(pool);
+                mempool__shm_wake(s, &wk);
+                return 0;
+            }
         }
         if (corrupt) {
             mempool__shm_repair(s, 0, NULL, &wk);
@@ -445,7 +429,9 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
             continue;
         }
         if (timeout_ns == 0) {
+            mempool__shm_settle(s);
             mempool__shm_unlock(pool);
+            mempool__shm_wake(s, &wk);
             return EAGAIN;
         }
         uint32_t w = waiter_claim(s, n);
@@ -540,6 +526,11 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
     /* n > 0: the callers' check (getput.c). */
     /* blocks is not NULL: the callers' check (getput.c). */
     const char *what = "null";
+    if (n == 1 && s->h.caches) {
+        uint32_t index = block_lookup(pool, blocks[0], &what);
+        if (index != STACK_NIL && mempool__shm_cache_put(pool, index))
+            return 0;
+    }
     size_t bad = 0;
     for (; bad < n; bad++)
         if (block_lookup(pool, blocks[bad], &what) == STACK_NIL)
@@ -548,8 +539,10 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
         struct shm_wakes wk = { .n = 0 };
         mempool__shm_lock(pool);
         err = put_locked(pool, blocks, n, &bad, &wk);
-        if (!err)
+        if (!err) {
             LOCKED_ADD(s->state->puts, n);
+            mempool__shm_settle(s);
+        }
         mempool__shm_unlock(pool);
         mempool__shm_wake(s, &wk);
         if (!err)
@@ -643,6 +636,7 @@ void mempool__shm_close(mempool *pool)
     struct shm_wakes wk = { .n = 0 };
     mempool__shm_lock(pool);
     atomic_store_explicit(&s->state->closed, 1, memory_order_relaxed);
+    mempool__shm_caches_close(s);
     SHM_STEP();
     uint32_t w;
     /* At most every slot once: a queue a peer made cyclic ends too, and the
@@ -677,7 +671,8 @@ size_t mempool__shm_available(const mempool *pool)
 {
     const struct shm *s = pool->shm;
     uint64_t n = atomic_load_explicit(&s->state->free_count, memory_order_relaxed) +
-                 atomic_load_explicit(&s->state->collected, memory_order_relaxed);
+                 atomic_load_explicit(&s->state->collected, memory_order_relaxed) +
+                 mempool__shm_cached(s);
     return n < s->h.capacity ? (size_t)n : s->h.capacity;
 }
 
@@ -705,9 +700,11 @@ void mempool__shm_stats(const mempool *pool, mempool_stats *out)
     const struct shm_state *st = pool->shm->state;
     *out = (mempool_stats){ 0 };
 #define LOAD(f) atomic_load_explicit(&st->f, memory_order_relaxed)
-    out->gets = LOAD(gets) - LOAD(base_gets);
-    out->puts = LOAD(puts) - LOAD(base_puts);
-    out->cache_misses = out->gets;
+    uint64_t hit_gets, hit_puts;
+    mempool__shm_cache_counts(pool->shm, &hit_gets, &hit_puts);
+    out->gets = LOAD(gets) + hit_gets - LOAD(base_gets);
+    out->puts = LOAD(puts) + hit_puts - LOAD(base_puts);
+    out->cache_misses = LOAD(gets) - LOAD(base_misses);
     out->waits = LOAD(waits) - LOAD(base_waits);
     out->timeouts = LOAD(timeouts) - LOAD(base_timeouts);
     out->refused_puts = LOAD(refused) - LOAD(base_refused);
@@ -727,8 +724,16 @@ int mempool__shm_stats_reset(mempool *pool)
 #define RESET(f) atomic_store_explicit(&st->base_##f, \
                                        atomic_load_explicit(&st->f, memory_order_relaxed), \
                                        memory_order_relaxed)
-    RESET(gets);
-    RESET(puts);
+    uint64_t hit_gets, hit_puts;
+    mempool__shm_cache_counts(pool->shm, &hit_gets, &hit_puts);
+    atomic_store_explicit(&st->base_misses, atomic_load_explicit(&st->gets, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->base_gets,
+                          atomic_load_explicit(&st->gets, memory_order_relaxed) + hit_gets,
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->base_puts,
+                          atomic_load_explicit(&st->puts, memory_order_relaxed) + hit_puts,
+                          memory_order_relaxed);
     RESET(waits);
     RESET(timeouts);
     RESET(refused);

@@ -41,6 +41,7 @@ struct census {
     uint32_t live[SHM_PROCS]; /* the live id in each slot, or SHM_NONE */
     uint64_t dead[SHM_PROCS]; /* the word of a slot found dead, or 0 */
     bool waiting[SHM_WAITERS];
+    bool cache_live[SHM_CACHES]; /* the cache slot's owner lives */
 };
 
 static bool census_alive(const struct census *c, uint32_t id)
@@ -84,6 +85,17 @@ static void census_waiters(struct shm *s, struct census *c)
         atomic_store_explicit(&sw->chain, SHM_NONE, memory_order_relaxed);
         atomic_store_explicit(&sw->have, 0, memory_order_relaxed);
         c->waiting[w] = state == WAIT_WAITING || state == WAIT_DONE;
+    }
+}
+
+/* Cache slots: a live process's keep their blocks (its threads use them
+ * without the lock, and the words say whose they are); a dead one's, or a
+ * slot with an owner that is no process, give theirs back. */
+static void census_caches(struct shm *s, struct census *c)
+{
+    for (uint32_t k = 0; k < s->h.caches; k++) {
+        uint32_t owner = atomic_load_explicit(&s->caches[k].owner, memory_order_relaxed);
+        c->cache_live[k] = owner != 0 && census_alive(c, owner - 1);
     }
 }
 
@@ -148,6 +160,11 @@ static void census_blocks(struct shm *s, const struct census *c, unsigned flags,
                 atomic_compare_exchange_strong_explicit(word, &w, clean, memory_order_relaxed,
                                                         memory_order_relaxed);
             }
+        } else if (kind == OWN_FREE && who != 0) {
+            uint32_t k = own_cache_slot(s, w);
+            if (k != SHM_NONE && c->cache_live[k])
+                continue;
+            reclaim = true; /* a dead thread cache's */
         } else if (kind == OWN_GRANTED) {
             if (who < SHM_WAITERS && c->waiting[who]) {
                 struct shm_waiter *sw = &s->waiters[who];
@@ -188,6 +205,7 @@ void mempool__shm_repair(struct shm *s, unsigned flags, mempool_recovery *report
     struct census c;
     take_census(s, &c, report);
     census_waiters(s, &c);
+    census_caches(s, &c);
     census_blocks(s, &c, flags, report);
     struct shm_state *st = s->state;
     bool closed = atomic_load_explicit(&st->closed, memory_order_relaxed);
@@ -233,7 +251,19 @@ void mempool__shm_repair(struct shm *s, unsigned flags, mempool_recovery *report
     /* Free blocks go to waiters first, as any put's would (each index
      * checked again: a peer may write the list while we hold the lock). */
     mempool__shm_feed(s, wk);
+    /* A queue that is back keeps the caches armed; one that is gone frees
+     * them of it. */
+    if (atomic_load_explicit(&st->queued, memory_order_relaxed))
+        mempool__shm_reclaim(s, wk);
+    else
+        mempool__shm_settle(s);
     /* Last: the dead slots, now that nothing in the segment names them. */
+    SHM_STEP();
+    for (uint32_t k = 0; k < s->h.caches; k++) {
+        if (!c.cache_live[k] && atomic_load_explicit(&s->caches[k].owner, memory_order_relaxed))
+            mempool__shm_caches_free(s, atomic_load_explicit(&s->caches[k].owner,
+                                                             memory_order_relaxed) - 1);
+    }
     for (uint32_t slot = 0; slot < SHM_PROCS; slot++) {
         uint64_t word = c.dead[slot];
         SHM_STEP();

@@ -16,10 +16,18 @@
  * closes a child's copy at fork.
  *
  * The shared futex: the same calls as linux.c without FUTEX_PRIVATE_FLAG,
- * so the key is the file page and offset, not the address. */
+ * so the key is the file page and offset, not the address.
+ *
+ * The barrier across processes: membarrier's global expedited command,
+ * which runs a full barrier on every CPU running a thread of a process that
+ * registered for it (every process attached to a pool with caches does).
+ * It also reaches unrelated registered processes; it is issued only by a
+ * get about to wait or fail, a close and a drain, never on the hit path. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -257,4 +265,32 @@ void mempool__os_shared_wake(_Atomic uint32_t *word, int count)
     int saved = errno;
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, count, NULL, NULL, 0);
     errno = saved;
+}
+
+static bool global_barrier_granted;
+static pthread_once_t global_barrier_once = PTHREAD_ONCE_INIT;
+
+static void global_barrier_register(void)
+{
+    int saved = errno;
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    global_barrier_granted =
+        cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    errno = saved;
+}
+
+bool mempool__os_shared_barrier_init(void)
+{
+    pthread_once(&global_barrier_once, global_barrier_register);
+    return global_barrier_granted;
+}
+
+bool mempool__os_shared_barrier(void)
+{
+    int saved = errno;
+    bool done = !os_barrier_fault() &&
+                syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+    errno = saved;
+    return done;
 }

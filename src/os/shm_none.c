@@ -116,3 +116,13 @@ void mempool__os_shared_wake(_Atomic uint32_t *word, int count)
 {
     (void)word, (void)count;
 }
+
+bool mempool__os_shared_barrier_init(void)
+{
+    return false;
+}
+
+bool mempool__os_shared_barrier(void)
+{
+    return false;
+}

@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared pools with thread caches: the slots in the segment that let a
+ * thread get and put its own blocks without the lock, and everything that
+ * must still hold across processes with blocks parked in them (no get waits
+ * or fails while another process's cache holds a free block, none passes a
+ * queued waiter, a dead process's caches come back, a cached block cannot
+ * be put again, a thread's slot goes back when it exits). */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static mempool *cached_pool(size_t capacity, unsigned cache_size)
+{
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = capacity;
+    c.block_size = 64;
+    c.cache_size = cache_size;
+    mempool *pool = mempool_shm_create(NULL, &c, 0);
+    REQUIRE(pool);
+    return pool;
+}
+
+static int reap(pid_t pid)
+{
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static mempool_stats stats_of(mempool *pool)
+{
+    mempool_stats st;
+    REQUIRE(mempool_stats_read(pool, &st) == 0);
+    return st;
+}
+
+/* A child that attaches, leaves `parked` blocks in its thread's cache (and
+ * holds `held` more), tells the parent over `ready`, then waits on `go`
+ * without touching the pool: an idle process with a full cache. */
+static pid_t park_child(int fd, int parked, int held, int ready, int go)
+{
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid)
+        return pid;
+    mempool *own = mempool_shm_open_fd(fd);
+    void *b[256];
+    int ok = own != NULL;
+    for (int i = 0; ok && i < parked + held; i++)
+        ok = (b[i] = mempool_get(own)) != NULL;
+    for (int i = 0; ok && i < parked; i++)
+        ok = mempool_put(own, b[i]) == 0;
+    char c = ok ? 'k' : 'x';
+    ok = write(ready, &c, 1) == 1 && ok;
+    ok = read(go, &c, 1) == 1 && ok;
+    _exit(ok ? 0 : 1);
+}
+
+static void wait_ready(int ready)
+{
+    char c;
+    REQUIRE(read(ready, &c, 1) == 1);
+    REQUIRE(c == 'k');
+}
+
+/* The hit path serves a thread's pairs from its slot: a handful of locked
+ * refills for thousands of pairs, every get and put counted, and cached
+ * blocks counted as available. Catches a hit path that is never taken,
+ * counters that lose the slot's share, and cached blocks missing from
+ * available. */
+static void test_hits(void)
+{
+    mempool *pool = cached_pool(256, 32);
+    for (int i = 0; i < 5000; i++) {
+        void *b = mempool_get(pool);
+        REQUIRE(b);
+        CHECK_EQ(mempool_put(pool, b), 0);
+    }
+    mempool_stats st = stats_of(pool);
+    CHECK_EQ(st.gets, 5000);
+    CHECK_EQ(st.puts, 5000);
+    CHECK(st.cache_misses <= 2);
+    CHECK_EQ(mempool_available(pool), 256);
+    /* Across a refill and a flush: 40 out, 40 back, through a slot of 32. */
+    void *b[40];
+    for (int i = 0; i < 40; i++)
+        REQUIRE((b[i] = mempool_get(pool)) != NULL);
+    CHECK_EQ(mempool_available(pool), 216);
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(mempool_put(pool, b[i]), 0);
+    CHECK_EQ(mempool_available(pool), 256);
+    /* A cached block is free: putting it again is refused. */
+    void *x = mempool_get(pool);
+    CHECK_EQ(mempool_put(pool, x), 0);
+    CHECK_EQ(mempool_put(pool, x), EINVAL);
+    CHECK_EQ(stats_of(pool).refused_puts, 1);
+    /* Reset counts from here, the slots' share included. */
+    CHECK_EQ(mempool_stats_reset(pool), 0);
+    x = mempool_get(pool);
+    CHECK_EQ(mempool_put(pool, x), 0);
+    st = stats_of(pool);
+    CHECK_EQ(st.gets, 1);
+    CHECK_EQ(st.puts, 1);
+    mempool_destroy(pool);
+}
+
+/* Blocks parked in an idle process's cache are taken by a get that would
+ * otherwise fail or wait: a try_get, a bulk get of the whole pool and a
+ * timed get all succeed. Catches a reclaim that skips other processes'
+ * slots, or a get that fails with blocks free in a cache. */
+static void test_no_stranding(void)
+{
+    mempool *pool = cached_pool(64, 16);
+    int fd = mempool_shm_fd(pool);
+    int ready[2], go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pid = park_child(fd, 16, 0, ready[1], go[0]);
+    wait_ready(ready[0]);
+    CHECK_EQ(mempool_available(pool), 64);
+    void *all[64];
+    CHECK_EQ(mempool_get_bulk(pool, all, 64, 0), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all, 64), 0);
+    /* Again, the blocks parked once more, by single tries. */
+    char c = 'g';
+    REQUIRE(write(go[1], &c, 1) == 1);
+    CHECK_EQ(reap(pid), 0);
+    pid = park_child(fd, 16, 8, ready[1], go[0]);
+    wait_ready(ready[0]);
+    size_t got = 0;
+    for (void *b; (b = mempool_try_get(pool)) != NULL;)
+        all[got++] = b;
+    CHECK_EQ(got, 56);
+    CHECK_EQ(errno, EAGAIN);
+    CHECK_EQ(mempool_put_bulk(pool, all, got), 0);
+    /* A timed get with the free list empty and the rest parked. */
+    for (got = 0; got < 40; got++)
+        REQUIRE((all[got] = mempool_get_timeout(pool, 0)) != NULL);
+    void *b = mempool_get_timeout(pool, 1000000000);
+    CHECK(b != NULL);
+    if (b)
+        all[got++] = b;
+    CHECK_EQ(mempool_put_bulk(pool, all, got), 0);
+    REQUIRE(write(go[1], &c, 1) == 1);
+    CHECK_EQ(reap(pid), 0); /* exited holding 8: recovered below */
+    mempool_recovery r;
+    CHECK_EQ(mempool_recover(pool, 0, &r), 0);
+    CHECK_EQ(mempool_available(pool), 64);
+    mempool_destroy(pool);
+}
+
+/* A process killed with blocks in its cache and held: recovery returns
+ * both kinds, and counts them. Catches a repair that leaves a dead slot's
+ * blocks cached, or frees a live slot's. */
+static void test_killed_with_cache(void)
+{
+    mempool *pool = cached_pool(128, 32);
+    /* Ours parked too: a repair must leave a live slot alone. */
+    void *mine[10];
+    for (int i = 0; i < 10; i++)
+        REQUIRE((mine[i] = mempool_get(pool)) != NULL);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(mempool_put(pool, mine[i]), 0);
+    int ready[2], go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pid = park_child(mempool_shm_fd(pool), 20, 5, ready[1], go[0]);
+    wait_ready(ready[0]);
+    kill(pid, SIGKILL);
+    CHECK_EQ(reap(pid), 128 + SIGKILL);
+    mempool_recovery r;
+    CHECK_EQ(mempool_recover(pool, 0, &r), 0);
+    CHECK_EQ(r.processes, 1);
+    /* Its 5 held and 20 parked, and the rest of its last refill. */
+    CHECK(r.blocks >= 25 && r.blocks <= 25 + 16);
+    CHECK_EQ(mempool_available(pool), 124);
+    /* Our four held are still ours; our parked ones still come out. */
+    for (int i = 6; i < 10; i++)
+        CHECK_EQ(mempool_put(pool, mine[i]), 0);
+    CHECK_EQ(mempool_available(pool), 128);
+    void *all[128];
+    CHECK_EQ(mempool_get_bulk(pool, all, 128, 0), 0);
+    static unsigned char seen[128];
+    for (int i = 0; i < 128; i++) {
+        size_t index = mempool_index(pool, all[i]);
+        REQUIRE(index < 128);
+        CHECK(!seen[index]);
+        seen[index] = 1;
+    }
+    CHECK_EQ(mempool_put_bulk(pool, all, 128), 0);
+    mempool_destroy(pool);
+}
+
+static void *blocking_get(void *arg)
+{
+    return mempool_get_timeout(arg, 5000000000);
+}
+
+/* A waiter queued in one process, and a process with a cache that puts:
+ * the block goes to the waiter, not into the putter's cache, and the
+ * putter's next try does not pass it. Catches a cached put that strands a
+ * block while a get waits, and a cached get that passes the queue. */
+static void test_fifo_with_caches(void)
+{
+    mempool *pool = cached_pool(64, 16);
+    int fd = mempool_shm_fd(pool);
+    void *all[64];
+    size_t n = 0;
+    for (void *b; (b = mempool_try_get(pool)) != NULL;)
+        all[n++] = b;
+    REQUIRE(n == 64);
+    /* A warm cache of ours: a put and a get through it before the wait. */
+    CHECK_EQ(mempool_put(pool, all[--n]), 0);
+    REQUIRE((all[n++] = mempool_get(pool)) != NULL);
+    int result[2];
+    REQUIRE(pipe(result) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        mempool *own = mempool_shm_open_fd(fd);
+        void *b = own ? mempool_get_timeout(own, 5000000000) : NULL;
+        size_t index = b ? mempool_index(own, b) : SIZE_MAX;
+        _exit(write(result[1], &index, sizeof index) == sizeof index ? 0 : 1);
+    }
+    for (int i = 0; i < 5000 && stats_of(pool).waits < 1; i++)
+        check_sleep_ns(1000000);
+    REQUIRE(stats_of(pool).waits >= 1);
+    void *given = all[--n];
+    CHECK_EQ(mempool_put(pool, given), 0);
+    CHECK(mempool_try_get(pool) == NULL);
+    size_t index;
+    REQUIRE(read(result[0], &index, sizeof index) == sizeof index);
+    CHECK_EQ(index, mempool_index(pool, given));
+    CHECK_EQ(reap(pid), 0);
+    /* It exited holding the block: back, and ours again. */
+    CHECK_EQ(mempool_recover(pool, 0, NULL), 0);
+    void *back = mempool_try_get(pool);
+    CHECK(back == given);
+    all[n++] = back;
+    /* Two waiters of ours, then puts from our cache's thread: oldest first. */
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        uint64_t before = stats_of(pool).waits;
+        REQUIRE(pthread_create(&t[i], NULL, blocking_get, pool) == 0);
+        for (int k = 0; k < 5000 && stats_of(pool).waits == before; k++)
+            check_sleep_ns(1000000);
+    }
+    void *first = all[--n], *second = all[--n];
+    CHECK_EQ(mempool_put(pool, first), 0);
+    CHECK_EQ(mempool_put(pool, second), 0);
+    void *got[2];
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], &got[i]);
+    CHECK(got[0] == first && got[1] == second);
+    all[n++] = first;
+    all[n++] = second;
+    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    CHECK_EQ(mempool_available(pool), 64);
+    /* Once blocks are plentiful again, the caches serve again. */
+    mempool_stats before = stats_of(pool);
+    for (int i = 0; i < 1000; i++) {
+        void *b = mempool_get(pool);
+        CHECK_EQ(mempool_put(pool, b), 0);
+    }
+    CHECK(stats_of(pool).cache_misses - before.cache_misses <= 2);
+    mempool_destroy(pool);
+}
+
+/* More threads over time than the segment has cache slots: each thread's
+ * slot goes back when it exits, with its blocks, so that later threads
+ * still get one. Catches a slot or its blocks leaked at thread exit. */
+static void *pairs(void *arg)
+{
+    mempool *pool = arg;
+    void *b[3];
+    for (int i = 0; i < 3; i++)
+        if ((b[i] = mempool_get(pool)) == NULL)
+            return (void *)1;
+    for (int i = 0; i < 3; i++)
+        if (mempool_put(pool, b[i]) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+static void test_thread_exit(void)
+{
+    mempool *pool = cached_pool(1024, 16);
+    for (int i = 0; i < 300; i++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, pairs, pool) == 0);
+        void *rc;
+        pthread_join(t, &rc);
+        CHECK(rc == NULL);
+    }
+    CHECK_EQ(mempool_available(pool), 1024);
+    /* The last thread still had a slot: one refill for its 3 gets. */
+    mempool_stats before = stats_of(pool);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, pairs, pool) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(stats_of(pool).cache_misses - before.cache_misses, 1);
+    /* Nothing left in any slot: a bulk get of everything is served from
+     * the free list without a reclaim. */
+    void *all[1024];
+    CHECK_EQ(mempool_get_bulk(pool, all, 1024, 0), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all, 1024), 0);
+    mempool_destroy(pool);
+}
+
+/* Close with blocks parked: gets fail everywhere, even with blocks in the
+ * caller's own cache, and puts are still taken. Catches a hit path that
+ * serves gets after close. */
+static void test_close_with_caches(void)
+{
+    mempool *pool = cached_pool(64, 16);
+    void *b[4];
+    for (int i = 0; i < 4; i++)
+        REQUIRE((b[i] = mempool_get(pool)) != NULL);
+    CHECK_EQ(mempool_put(pool, b[0]), 0);
+    mempool_close(pool);
+    errno = 0;
+    CHECK(mempool_get(pool) == NULL);
+    CHECK_EQ(errno, ECANCELED);
+    for (int i = 1; i < 4; i++)
+        CHECK_EQ(mempool_put(pool, b[i]), 0);
+    CHECK_EQ(mempool_available(pool), 64);
+    mempool_destroy(pool);
+}
+
+/* A peer that scribbles on our slot: a count past the magazine, entries
+ * outside the pool, an entry naming a block that is out. Every call still
+ * returns, hands out only blocks of the pool that nobody else holds, and
+ * the pool goes on. Catches a hit path that trusts the segment. */
+static void test_corrupt_slot(void)
+{
+    mempool *pool = cached_pool(64, 16);
+    int fd = mempool_shm_fd(pool);
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(seg != MAP_FAILED);
+    uint64_t caches_offset, mags_offset;
+    memcpy(&caches_offset, seg + 128, 8); /* src/shm.h's header and slot layouts */
+    memcpy(&mags_offset, seg + 136, 8);
+    void *held = mempool_get(pool); /* claims slot 0 */
+    REQUIRE(held);
+    _Atomic uint32_t *count = (_Atomic uint32_t *)(seg + caches_offset + 12);
+    _Atomic uint32_t *mag = (_Atomic uint32_t *)(seg + mags_offset);
+    uint32_t was = atomic_load(count);
+    REQUIRE(was > 0);
+    atomic_store(count, 100000);
+    void *b = mempool_get(pool);
+    CHECK(b != NULL && b != held);
+    CHECK_EQ(mempool_put(pool, b), 0);
+    atomic_store(&mag[atomic_load(count) - 1], 0xFFFFFFF0u);
+    b = mempool_get(pool);
+    CHECK(b != NULL && b != held);
+    CHECK_EQ(mempool_put(pool, b), 0);
+    atomic_store(&mag[atomic_load(count) - 1], (uint32_t)mempool_index(pool, held));
+    b = mempool_get(pool);
+    CHECK(b != NULL && b != held);
+    CHECK_EQ(mempool_put(pool, held), 0);
+    CHECK_EQ(mempool_put(pool, b), 0);
+    void *all[64];
+    size_t n = 0;
+    for (void *x; (x = mempool_try_get(pool)) != NULL;)
+        all[n++] = x;
+    static unsigned char seen[64];
+    for (size_t i = 0; i < n; i++) {
+        size_t index = mempool_index(pool, all[i]);
+        REQUIRE(index < 64);
+        CHECK(!seen[index]);
+        seen[index] = 1;
+    }
+    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    munmap(seg, (size_t)st.st_size);
+    mempool_destroy(pool);
+}
+
+/* Processes of several threads each, getting and putting single blocks
+ * through their caches and bulk ones through the lock, pool often dry: a
+ * byte in each block says it is held, so a block handed to two owners is
+ * seen, and the count is exact at the end. Catches any lost or doubled
+ * block between caches, the free list and the waiters. */
+static void *churn(void *arg)
+{
+    mempool *pool = arg;
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+    void *mine[8];
+    int n = 0;
+    for (int i = 0; i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int op = (int)(seed >> 16) % 4;
+        if (op < 2 && n < 8) {
+            void *b = mempool_get_timeout(pool, 2000000000);
+            if (!b)
+                return (void *)1;
+            _Atomic unsigned char *flag = b;
+            if (atomic_exchange(flag, 1) != 0)
+                return (void *)2; /* two owners */
+            mine[n++] = b;
+        } else if (op == 2 && n <= 6) {
+            void *b[2];
+            if (mempool_get_bulk(pool, b, 2, 2000000000) != 0)
+                return (void *)1;
+            for (int k = 0; k < 2; k++) {
+                if (atomic_exchange((_Atomic unsigned char *)b[k], 1) != 0)
+                    return (void *)2;
+                mine[n++] = b[k];
+            }
+        } else if (n > 0) {
+            void *b = mine[--n];
+            atomic_store((_Atomic unsigned char *)b, 0);
+            if (mempool_put(pool, b) != 0)
+                return (void *)3;
+        }
+    }
+    while (n > 0) {
+        void *b = mine[--n];
+        atomic_store((_Atomic unsigned char *)b, 0);
+        if (mempool_put(pool, b) != 0)
+            return (void *)3;
+    }
+    return NULL;
+}
+
+static void test_churn(void)
+{
+    mempool *pool = cached_pool(40, 8);
+    int fd = mempool_shm_fd(pool);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        REQUIRE(kids[k] >= 0);
+        if (kids[k] == 0) {
+            mempool *own = mempool_shm_open_fd(fd);
+            pthread_t t[2];
+            int bad = !own;
+            for (int i = 0; !bad && i < 2; i++)
+                bad = pthread_create(&t[i], NULL, churn, own) != 0;
+            for (int i = 0; !own || i < 2; i++) {
+                void *rc = NULL;
+                if (own)
+                    pthread_join(t[i], &rc);
+                bad |= rc != NULL;
+                if (!own)
+                    break;
+            }
+            mempool_destroy(own);
+            _exit(bad);
+        }
+    }
+    void *rc = churn(pool);
+    CHECK(rc == NULL);
+    for (int k = 0; k < 2; k++)
+        CHECK_EQ(reap(kids[k]), 0);
+    CHECK_EQ(mempool_available(pool), 40);
+    void *all[40];
+    CHECK_EQ(mempool_get_bulk(pool, all, 40, 0), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all, 40), 0);
+    mempool_destroy(pool);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = 4;
+    c.block_size = 16;
+    mempool *probe = mempool_shm_create(NULL, &c, 0);
+    if (!probe && errno == ENOSYS) {
+        printf("SKIPPED: no shared pools on this system\n");
+        return 0;
+    }
+    REQUIRE(probe);
+    mempool_destroy(probe);
+    test_hits();
+    test_no_stranding();
+    test_killed_with_cache();
+    test_fifo_with_caches();
+    test_thread_exit();
+    test_close_with_caches();
+    test_corrupt_slot();
+    test_churn();
+    CHECK_DONE();
+}
