@@ -123,7 +123,8 @@ struct cache {
      * that slot's magazine, or NULL when it runs uncached. */
     struct shm_cache *shared;
     _Atomic uint32_t *shared_mag;
-    uint32_t shared_slot;
+    uint32_t shared_slot, shared_size;
+    uint32_t shared_cached, shared_out; /* low halves of the block words */
 };
 
 /* The thread's directory: CACHE_DIR pages of CACHE_PAGE cache pointers, so

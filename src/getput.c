@@ -87,8 +87,10 @@ static ALWAYS_INLINE void *get_slow_one(mempool *pool, int64_t timeout_ns, int *
         /* A shared pool's handle reads closed, so that its calls take this
          * branch and private pools pay nothing for the test. */
         if (pool->shm) {
-            void *block = NULL;
-            *err = mempool__shm_get(pool, &block, 1, timeout_ns);
+            /* Its thread reads a cache that says NONE: its own hit path
+             * is the next thing to try. */
+            void *block = mempool__shm_get_one(pool, timeout_ns);
+            *err = block ? 0 : errno;
             return block;
         }
         honour_if_armed(pool);

@@ -501,6 +501,10 @@ void mempool__shm_detach(mempool *pool)
 void mempool__shm_fork_child(struct shm *s)
 {
     s->forked = true;
+    /* The forking thread's objects lead to its parent's cache slot: the
+     * hit paths must not find it (the child is the only thread here). */
+    for (struct cache *c = s->handle->caches; c; c = c->next)
+        c->shared = NULL;
     if (s->own >= 0)
         mempool__os_shm_close(s->own);
     s->own = -1;

@@ -98,11 +98,17 @@ void mempool__shm_caches_free(struct shm *s, uint32_t id)
 /* The calling thread's private object for the pool, attaching one (and a
  * slot, while there are free ones) on first use; NULL when it cannot have
  * one. A thread that found no free slot runs uncached for the pool. */
+static NOINLINE struct cache *attach_thread(mempool *pool);
+
 static struct cache *thread_cache(mempool *pool)
 {
     struct cache *c = cache_lookup(pool);
-    if (likely(cache_is_real(pool, c)))
-        return c;
+    return likely(cache_is_real(pool, c)) ? c : attach_thread(pool);
+}
+
+static NOINLINE struct cache *attach_thread(mempool *pool)
+{
+    struct cache *c;
     if (!pool->cache_slot)
         return NULL;
     struct cache **entry = mempool__dir_entry(pool->cache_dir, pool->cache_page);
@@ -123,6 +129,9 @@ static struct cache *thread_cache(mempool *pool)
         c->shared = &s->caches[k];
         c->shared_mag = slot_mag(s, k);
         c->shared_slot = k;
+        c->shared_size = s->h.cache_size;
+        c->shared_cached = OWN_CACHED(k);
+        c->shared_out = OWN_LOW(OWN_MAKE(OWN_OUT, s->id, 0));
     }
     /* The handle's list, under its private lock (which the shared lock
      * holds): destroy detaches every object on it. */
@@ -186,51 +195,100 @@ static NOINLINE bool refill(mempool *pool, struct cache *c, void **block)
     return done;
 }
 
-bool mempool__shm_cache_get(mempool *pool, void **block)
+/* The hit path of a get: the top of the slot's magazine, after checking
+ * that its count fits the magazine, its index the pool and its block word
+ * says "in this slot". The index, or SHM_NONE (nothing changed) with
+ * *unusual and *count as read. */
+static ALWAYS_INLINE uint32_t hit_get(const mempool *pool, struct cache *c, uint32_t *unusual,
+                                      uint32_t *count)
 {
     struct shm *s = pool->shm;
-    struct cache *c = thread_cache(pool);
-    if (!c || !c->shared)
-        return false;
     struct shm_cache *sc = c->shared;
-    _Atomic uint32_t *mag = c->shared_mag;
     bool ordered = hit_ordered(s);
-    uint32_t size = s->h.cache_size, capacity = (uint32_t)s->h.capacity;
-    uint32_t cached = OWN_CACHED(c->shared_slot), out = OWN_LOW(OWN_MAKE(OWN_OUT, s->id, 0));
     uint32_t index = SHM_NONE;
     busy_enter(&sc->busy, ordered);
-    uint32_t count = atomic_load_explicit(&sc->count, memory_order_relaxed);
-    uint32_t unusual = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
-    if (likely(!unusual) && likely(count - 1 < size)) {
-        uint32_t i = atomic_load_explicit(&mag[count - 1], memory_order_relaxed);
-        uint64_t w = i < capacity ? atomic_load_explicit(&s->owners[i], memory_order_relaxed) : 0;
-        if (likely(i < capacity) && likely(OWN_LOW(w) == cached)) {
-            atomic_store_explicit(&sc->count, count - 1, memory_order_relaxed);
-            SHM_STEP();
-            atomic_store_explicit(&s->owners[i], (w & ~(uint64_t)UINT32_MAX) | out,
-                                  memory_order_relaxed);
-            counter_own_add(&sc->gets, 1);
-            index = i;
+    uint32_t n = atomic_load_explicit(&sc->count, memory_order_relaxed);
+    uint32_t u = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
+    if (likely(!u) && likely(n - 1 < c->shared_size)) {
+        uint32_t i = atomic_load_explicit(&c->shared_mag[n - 1], memory_order_relaxed);
+        if (likely(i < pool->capacity)) {
+            uint64_t w = atomic_load_explicit(&s->owners[i], memory_order_relaxed);
+            if (likely(OWN_LOW(w) == c->shared_cached)) {
+                atomic_store_explicit(&sc->count, n - 1, memory_order_relaxed);
+                SHM_STEP();
+                atomic_store_explicit(&s->owners[i], (w & ~(uint64_t)UINT32_MAX) | c->shared_out,
+                                      memory_order_relaxed);
+                counter_own_add(&sc->gets, 1);
+                index = i;
+            }
         }
     }
     busy_idle(&sc->busy, ordered);
-    if (likely(index != SHM_NONE)) {
-        *block = block_at(pool, index);
-        if (unlikely(atomic_load_explicit(&sc->unusual, memory_order_seq_cst) & CACHE_ARMED) &&
-            count > 1)
-            honour(pool, c);
-        return true;
-    }
+    *unusual = u;
+    *count = n;
+    return index;
+}
+
+/* After a hit: a steal request that came meanwhile is honoured at once
+ * (what is left in the slot goes to the waiters). */
+static ALWAYS_INLINE void after_hit(mempool *pool, struct cache *c, bool left)
+{
+    if (unlikely(atomic_load_explicit(&c->shared->unusual, memory_order_seq_cst) & CACHE_ARMED) &&
+        left)
+        honour(pool, c);
+}
+
+/* A get the hit path did not serve: armed, closed, a magazine that does
+ * not add up (what it holds goes back: a closed slot's stays for puts to
+ * fill; the count is ours to read, since others only empty the slot, under
+ * the lock), or empty (a refill). */
+static NOINLINE bool get_missed(mempool *pool, struct cache *c, uint32_t unusual, uint32_t count,
+                                void **block)
+{
     if (unusual || count != 0) {
-        /* Armed, closed, or a magazine that does not add up: what it holds
-         * goes back (a closed slot's stays for puts to fill). The count is
-         * ours to read: others only empty the slot, under the lock. */
         if (((unusual & CACHE_ARMED) || !unusual) &&
-            atomic_load_explicit(&sc->count, memory_order_relaxed))
+            atomic_load_explicit(&c->shared->count, memory_order_relaxed))
             honour(pool, c);
         return false;
     }
     return refill(pool, c, block);
+}
+
+bool mempool__shm_cache_get(mempool *pool, void **block)
+{
+    struct cache *c = thread_cache(pool);
+    if (!c || !c->shared)
+        return false;
+    uint32_t unusual, count;
+    uint32_t index = hit_get(pool, c, &unusual, &count);
+    if (index == SHM_NONE)
+        return get_missed(pool, c, unusual, count, block);
+    *block = block_at(pool, index);
+    after_hit(pool, c, count > 1);
+    return true;
+}
+
+/* The single get of a shared pool, from the public calls: the hit path
+ * first, inline; everything else through the full get. */
+void *mempool__shm_get_one(mempool *pool, int64_t timeout_ns)
+{
+    struct cache *c = cache_lookup(pool);
+    if (likely(c->pool == pool) && likely(c->shared)) { /* the sentinel's pool is NULL */
+        uint32_t unusual, count;
+        uint32_t index = hit_get(pool, c, &unusual, &count);
+        if (likely(index != SHM_NONE)) {
+            void *block = block_at(pool, index);
+            after_hit(pool, c, count > 1);
+            return block;
+        }
+    }
+    void *block = NULL;
+    int err = mempool__shm_get(pool, &block, 1, timeout_ns);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    return block;
 }
 
 /* A full slot: its older half back to the pool and the newer half moved
@@ -283,47 +341,87 @@ static NOINLINE bool flush_and_put(mempool *pool, struct cache *c, uint32_t inde
     return done;
 }
 
-bool mempool__shm_cache_put(mempool *pool, uint32_t index)
+/* The hit path of a put of a block this process holds (unmarked: the
+ * rest, another process's, in transit or free, need the lock and its
+ * checks): true when it went into the slot, else nothing changed and
+ * *unusual and *count are as read. */
+static ALWAYS_INLINE bool hit_put(mempool *pool, struct cache *c, uint32_t index,
+                                  uint32_t *unusual, uint32_t *count)
 {
     struct shm *s = pool->shm;
-    struct cache *c = thread_cache(pool);
-    if (!c || !c->shared)
-        return false;
     struct shm_cache *sc = c->shared;
     _Atomic uint64_t *word = &s->owners[index];
     uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
-    /* Only a block this process holds, unmarked: the rest (another
-     * process's, in transit, free) need the lock and the checks there. */
-    if (OWN_LOW(w) != OWN_LOW(OWN_MAKE(OWN_OUT, s->id, 0)))
+    *unusual = 0;
+    *count = 0;
+    if (unlikely(OWN_LOW(w) != c->shared_out))
         return false;
     bool ordered = hit_ordered(s);
-    uint32_t size = s->h.cache_size;
     bool hit = false;
     busy_enter(&sc->busy, ordered);
-    uint32_t count = atomic_load_explicit(&sc->count, memory_order_relaxed);
-    uint32_t unusual = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
-    if (likely(!unusual) && likely(count < size)) {
-        atomic_store_explicit(word, (w & ~(uint64_t)UINT32_MAX) | OWN_CACHED(c->shared_slot),
+    uint32_t n = atomic_load_explicit(&sc->count, memory_order_relaxed);
+    uint32_t u = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
+    if (likely(!u) && likely(n < c->shared_size)) {
+        atomic_store_explicit(word, (w & ~(uint64_t)UINT32_MAX) | c->shared_cached,
                               memory_order_relaxed);
         SHM_STEP();
-        atomic_store_explicit(&c->shared_mag[count], index, memory_order_relaxed);
-        atomic_store_explicit(&sc->count, count + 1, memory_order_relaxed);
+        atomic_store_explicit(&c->shared_mag[n], index, memory_order_relaxed);
+        atomic_store_explicit(&sc->count, n + 1, memory_order_relaxed);
         counter_own_add(&sc->puts, 1);
         hit = true;
     }
     busy_idle(&sc->busy, ordered);
-    if (likely(hit)) {
-        if (unlikely(atomic_load_explicit(&sc->unusual, memory_order_seq_cst) & CACHE_ARMED))
-            honour(pool, c);
-        return true;
-    }
-    if (unusual || count > size) {
+    *unusual = u;
+    *count = n;
+    return hit;
+}
+
+/* A put the hit path did not serve: armed or closed (the locked path puts
+ * it, and an armed slot's blocks go to the waiters), a count that does not
+ * add up (emptied), or a full slot (a flush). */
+static NOINLINE bool put_missed(mempool *pool, struct cache *c, uint32_t index, uint32_t unusual,
+                                uint32_t count)
+{
+    if (unusual || count > c->shared_size) {
         if (((unusual & CACHE_ARMED) || !unusual) &&
-            atomic_load_explicit(&sc->count, memory_order_relaxed))
+            atomic_load_explicit(&c->shared->count, memory_order_relaxed))
             honour(pool, c);
         return false;
     }
+    if (count < c->shared_size)
+        return false; /* not ours to cache */
     return flush_and_put(pool, c, index);
+}
+
+bool mempool__shm_cache_put(mempool *pool, uint32_t index)
+{
+    struct cache *c = thread_cache(pool);
+    if (!c || !c->shared)
+        return false;
+    uint32_t unusual, count;
+    if (!hit_put(pool, c, index, &unusual, &count))
+        return put_missed(pool, c, index, unusual, count);
+    after_hit(pool, c, true);
+    return true;
+}
+
+/* The single put of a shared pool, from the public calls (the mode's put
+ * operation): the hit path first, inline; everything else through the
+ * full put, which validates and reports. */
+int mempool__shm_put_one(mempool *pool, void *block)
+{
+    struct cache *c = cache_lookup(pool);
+    const char *what;
+    uint32_t index;
+    if (likely(c->pool == pool) && likely(c->shared) &&
+        likely((index = block_lookup(pool, block, &what)) != STACK_NIL)) {
+        uint32_t unusual, count;
+        if (likely(hit_put(pool, c, index, &unusual, &count))) {
+            after_hit(pool, c, true);
+            return 0;
+        }
+    }
+    return mempool__shm_put(pool, &block, 1);
 }
 
 void mempool__shm_reclaim(struct shm *s, struct shm_wakes *wk)

@@ -556,13 +556,8 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
     return EINVAL;
 }
 
-static int shm_put_one(mempool *pool, void *block)
-{
-    return mempool__shm_put(pool, &block, 1);
-}
-
 const struct pool_ops mempool__shm_ops = {
-    .put = shm_put_one,
+    .put = mempool__shm_put_one,
     .put_bulk = mempool__shm_put,
     .got = NULL, /* gets never reach the private path, which calls it */
     .report = shm_report,
