@@ -412,10 +412,9 @@ typedef struct mempool_recovery {
  * at once and to be killed in. report may be NULL. 0, EINVAL (NULL, not
  * shared, or unknown flags), EPERM (a fork child with its parent's handle),
  * EPROTO (reserved for a segment corrupt beyond repair: today every
- * inconsistency is repaired), ENOSYS. It also runs on attach and before any
- * get would sleep, and a get that waits looks for dead processes every
- * 0.1 s, so a block granted to a dead waiter reaches the next live one
- * without anyone calling it. */
+ * inconsistency is repaired), ENOSYS. It also runs on attach, and a get
+ * that waits looks for dead processes every 0.1 s, so a block granted to a
+ * dead waiter reaches the next live one without anyone calling it. */
 MEMPOOL_API int mempool_recover(mempool *pool, unsigned flags, mempool_recovery *report);
 
 #ifdef __cplusplus

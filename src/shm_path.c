@@ -340,6 +340,9 @@ static int sleep_queued(mempool *pool, uint32_t w, void **blocks, size_t n, int6
 {
     struct shm *s = pool->shm;
     struct shm_waiter *sw = &s->waiters[w];
+    /* Asking every attached process whether it lives costs a system call
+     * per process: a wait asks after a slice, not before it sleeps, so the
+     * short waits of a pool that ran dry for a moment never pay it. */
     for (;;) {
         uint32_t state = atomic_load_explicit(&sw->state, memory_order_acquire);
         if (state == WAIT_WAITING) {
@@ -449,12 +452,11 @@ int mempool__shm_get(mempool *pool, void **blocks, size_t n, int64_t timeout_ns)
             deadline = deadline_after(timeout_ns);
             have_deadline = true;
         }
-        /* Before sleeping, return what the dead hold: it may be what we
-         * wait for. */
-        if (mempool__shm_any_dead(s))
-            mempool_recover(pool, 0, NULL);
         if (w != SHM_NONE)
             return sleep_queued(pool, w, blocks, n, deadline);
+        /* What the dead hold may be what we wait for. */
+        if (mempool__shm_any_dead(s))
+            mempool_recover(pool, 0, NULL);
         /* Every waiter slot is taken: wait a little and try again. */
         if (mempool__os_now() >= deadline)
             return ETIMEDOUT;
