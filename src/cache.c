@@ -10,6 +10,7 @@
 #include "cache.h"
 #include "depot.h"
 #include "locked.h"
+#include "shm.h"
 
 /* A new cache for the pool in the directory entry, which holds the sentinel
  * or a detached cache (freed here: the thread owns it). */
@@ -233,6 +234,10 @@ void mempool_flush(mempool *pool)
 {
     if (!pool)
         return;
+    if (pool->shm) {
+        mempool__shm_flush(pool);
+        return;
+    }
     struct cache *c = cache_lookup(pool);
     if (cache_is_real(pool, c) && c->size)
         mempool__cache_honour(pool, c);

@@ -301,6 +301,8 @@ static inline uint32_t own_cache_slot(const struct shm *s, uint64_t w)
 MEMPOOL_INTERNAL uint64_t mempool__shm_cached(const struct shm *s);
 MEMPOOL_INTERNAL void mempool__shm_cache_counts(const struct shm *s, uint64_t *gets,
                                                 uint64_t *puts);
+/* mempool_flush: the calling thread's slot empties into the pool. */
+MEMPOOL_INTERNAL void mempool__shm_flush(mempool *pool);
 /* Thread exit (registry lock held): the thread's slot goes back. */
 MEMPOOL_INTERNAL void mempool__shm_cache_retire(mempool *pool, struct cache *c);
 

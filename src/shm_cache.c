@@ -424,6 +424,14 @@ int mempool__shm_put_one(mempool *pool, void *block)
     return mempool__shm_put(pool, &block, 1);
 }
 
+void mempool__shm_flush(mempool *pool)
+{
+    struct cache *c = cache_lookup(pool);
+    if (cache_is_real(pool, c) && c->shared &&
+        atomic_load_explicit(&c->shared->count, memory_order_relaxed))
+        honour(pool, c);
+}
+
 void mempool__shm_reclaim(struct shm *s, struct shm_wakes *wk)
 {
     /* Armed already, by a reclaim whose barrier has run: every operation

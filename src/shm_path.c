@@ -702,6 +702,7 @@ void mempool__shm_stats(const mempool *pool, mempool_stats *out)
     out->gets = LOAD(gets) + hit_gets - LOAD(base_gets);
     out->puts = LOAD(puts) + hit_puts - LOAD(base_puts);
     out->cache_misses = LOAD(gets) - LOAD(base_misses);
+    out->cache_hits = out->gets > out->cache_misses ? out->gets - out->cache_misses : 0;
     out->waits = LOAD(waits) - LOAD(base_waits);
     out->timeouts = LOAD(timeouts) - LOAD(base_timeouts);
     out->refused_puts = LOAD(refused) - LOAD(base_refused);

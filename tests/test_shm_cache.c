@@ -85,8 +85,15 @@ static void test_hits(void)
     mempool_stats st = stats_of(pool);
     CHECK_EQ(st.gets, 5000);
     CHECK_EQ(st.puts, 5000);
+    CHECK(st.cache_hits >= 4998);
     CHECK(st.cache_misses <= 2);
+    CHECK_EQ(st.cache_hits, st.gets - st.cache_misses);
     CHECK_EQ(mempool_available(pool), 256);
+    /* A flush empties the thread's slot: the next get refills it. */
+    mempool_flush(pool);
+    void *f = mempool_get(pool);
+    CHECK_EQ(stats_of(pool).cache_misses, st.cache_misses + 1);
+    CHECK_EQ(mempool_put(pool, f), 0);
     /* Across a refill and a flush: 40 out, 40 back, through a slot of 32. */
     void *b[40];
     for (int i = 0; i < 40; i++)
@@ -100,6 +107,7 @@ static void test_hits(void)
     CHECK_EQ(mempool_put(pool, x), 0);
     CHECK_EQ(mempool_put(pool, x), EINVAL);
     CHECK_EQ(stats_of(pool).refused_puts, 1);
+    CHECK_EQ(stats_of(pool).gets, 5042);
     /* Reset counts from here, the slots' share included. */
     CHECK_EQ(mempool_stats_reset(pool), 0);
     x = mempool_get(pool);

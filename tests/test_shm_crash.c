@@ -4,7 +4,8 @@
  * process at the k-th one (mempool__shm_crash_countdown).
  *
  * The sweep kills a child at every step k of a fixed script of calls in
- * turn (gets, bulk gets, puts, bulk puts, a refused put, give and take, a
+ * turn (gets, bulk gets, puts, bulk puts, single calls through the thread's
+ * cache slot and the reclaim of it, a refused put, give and take, a
  * grant from one thread to another's wait, detaching) and of a recovery;
  * after each death the parent recovers and checks the exact count and that
  * every block can be taken exactly once. The soak kills random processes
@@ -88,6 +89,15 @@ static int script(mempool *pool)
     h = mempool_shm_give(pool, b[4]);
     if (!h)
         return 1;
+    /* Single calls through the thread's cache slot (4 blocks here): across
+     * refills and a flush. */
+    void *c6[6];
+    for (int i = 0; i < 6; i++)
+        if ((c6[i] = mempool_get(pool)) == NULL)
+            return 1;
+    for (int i = 0; i < 6; i++)
+        if (mempool_put(pool, c6[i]) != 0)
+            return 1;
     /* Empty the pool, then let a thread wait and be served by a put. */
     size_t rest = mempool_available(pool);
     void *all[CAPACITY];
