@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer harness for attaching to a segment that a hostile or broken
  * peer wrote: each input patches the image of a real shared pool's segment
- * (a small pool with blocks out, one in transit and a dead participant),
+ * (a small pool with blocks out, one in transit, blocks parked in a thread
+ * cache slot and a dead participant),
  * which is then written to a sealed memfd and opened. Opening must refuse
  * it (EPROTO) or attach; an attached pool then serves a few gets, puts and
  * a recovery, and every call must return, with no access outside the
@@ -28,19 +29,26 @@
 static unsigned char *image;
 static size_t image_size;
 
-/* A segment with history: blocks out, one in transit, a detached peer. */
+/* A segment with history: blocks out, one in transit, a peer with blocks
+ * parked in its thread's cache slot (so that slots, magazines and cached
+ * block words are in the image too). */
 static void make_image(void)
 {
-    mempool_config c = { .capacity = 16, .block_size = 48 };
+    mempool_config c = { .capacity = 64, .block_size = 48, .cache_size = 8 };
     mempool *pool = mempool_shm_create(NULL, &c, 0);
     if (!pool)
         abort();
     mempool *peer = mempool_shm_open_fd(mempool_shm_fd(pool));
-    void *b[5];
+    void *b[5], *p[3];
     if (!peer || mempool_get_bulk(pool, b, 5, 0) != 0)
         abort();
     mempool_shm_give(pool, b[0]);
     mempool_put(pool, b[1]);
+    for (int i = 0; i < 3; i++)
+        if ((p[i] = mempool_get(peer)) == NULL)
+            abort();
+    mempool_put(peer, p[0]);
+    mempool_put(peer, p[1]);
     struct stat st;
     if (fstat(mempool_shm_fd(pool), &st) != 0)
         abort();
