@@ -6,7 +6,9 @@
  * queued waiter, a dead process's caches come back, a cached block cannot
  * be put again, a thread's slot goes back when it exits). */
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -473,6 +475,33 @@ static void test_churn(void)
     mempool_destroy(pool);
 }
 
+/* Attaching to a pool with caches registers the process for the barrier
+ * that reclaimers issue: without it, the barrier would not reach our
+ * fence-free hit paths. Where the kernel cannot say (before Linux 6.3),
+ * nothing is checked. */
+#ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
+#define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
+#endif
+static void test_barrier_registered(void)
+{
+    long granted = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        long before = syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+        mempool *pool = cached_pool(64, 8);
+        long after = syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+        mempool_destroy(pool);
+        if (before < 0 || granted <= 0 || !(granted & MEMBARRIER_CMD_GLOBAL_EXPEDITED))
+            _exit(0); /* the kernel cannot tell, or grants no such barrier */
+        _exit(!(before & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+                      (after & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)
+                  ? 0
+                  : 1);
+    }
+    CHECK_EQ(reap(pid), 0);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -487,6 +516,7 @@ int main(void)
     }
     REQUIRE(probe);
     mempool_destroy(probe);
+    test_barrier_registered();
     test_hits();
     test_no_stranding();
     test_killed_with_cache();
