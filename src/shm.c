@@ -179,9 +179,10 @@ static int attach(mempool *pool)
     atomic_store_explicit(&p->word, PROC_WORD(gen, PROC_LIVE), memory_order_release);
     s->slot = slot;
     s->id = PROC_ID(slot, gen);
-    /* Registered before any cache of ours runs fence-free: a reclaimer's
-     * barrier must reach this process. */
-    s->ordered = CACHE_HIT_ORDERED || (s->h.caches && !mempool__os_shared_barrier_init());
+    /* Registered before any cache of ours runs, whatever protocol its hit
+     * path uses: a reclaimer's barrier must reach this process. */
+    bool fenced = s->h.caches && mempool__os_shared_barrier_init();
+    s->ordered = CACHE_HIT_ORDERED || !fenced;
     SHM_STEP();
     /* Through the lock once, whatever happens: a repair that began before
      * we were LIVE (its census does not know us) ends before we can hold a
