@@ -502,6 +502,145 @@ static void test_barrier_registered(void)
     CHECK_EQ(reap(pid), 0);
 }
 
+struct closed_arg {
+    mempool *pool;
+    void *b;
+    int rc;
+};
+
+static void *closed_thread(void *arg)
+{
+    struct closed_arg *a = arg;
+    errno = 0;
+    int got = mempool_get(a->pool) != NULL;
+    a->rc = got || errno != ECANCELED ? 1 : mempool_put(a->pool, a->b);
+    return NULL;
+}
+
+/* Every slot taken (a peer wrote their owner words): a new thread runs
+ * uncached, through the lock, and exits without a slot to return; a slot
+ * claimed after close carries the close; puts of blocks the calling process
+ * does not hold (another process's, one in transit) take the locked path
+ * even with a slot; a flush of an empty slot or from a thread without a
+ * cache does nothing. Catches a thread without a slot that dereferences
+ * one, a claim that forgets the close, and a hit path that caches a block
+ * it does not hold. */
+static void *one_pair(void *arg)
+{
+    mempool *pool = arg;
+    mempool_flush(pool); /* no cache yet */
+    void *b = mempool_get(pool);
+    if (!b || mempool_put(pool, b) != 0)
+        return (void *)1;
+    mempool_flush(pool);
+    mempool_flush(pool); /* empty already */
+    return NULL;
+}
+
+static void test_slots_taken(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    int fd = mempool_shm_fd(pool);
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(seg != MAP_FAILED);
+    uint64_t caches_offset;
+    memcpy(&caches_offset, seg + 128, 8);
+    for (int k = 0; k < 256; k++)
+        atomic_store((_Atomic uint32_t *)(seg + caches_offset + (size_t)k * 64), 0x7FFFFFFFu);
+    mempool_stats before = stats_of(pool);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, one_pair, pool) == 0);
+    void *rc;
+    pthread_join(t, &rc);
+    CHECK(rc == NULL);
+    CHECK_EQ(stats_of(pool).cache_misses - before.cache_misses, 1);
+    for (int k = 0; k < 256; k++)
+        atomic_store((_Atomic uint32_t *)(seg + caches_offset + (size_t)k * 64), 0);
+    /* Another process's block and a block in transit, put from here. */
+    int result[2], hold[2];
+    REQUIRE(pipe(result) == 0 && pipe(hold) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        mempool *own = mempool_shm_open_fd(fd);
+        void *b = own ? mempool_get(own) : NULL;
+        void *g = own ? mempool_get(own) : NULL;
+        size_t msg[2] = { b ? mempool_index(own, b) : SIZE_MAX, 0 };
+        msg[1] = g ? (size_t)mempool_shm_give(own, g) : 0;
+        int ok = write(result[1], msg, sizeof msg) == sizeof msg;
+        char c;
+        ok = read(hold[0], &c, 1) == 1 && ok; /* killed while waiting here */
+        _exit(ok ? 0 : 1);
+    }
+    size_t msg[2];
+    REQUIRE(read(result[0], msg, sizeof msg) == sizeof msg);
+    REQUIRE(msg[0] < 64 && msg[1] != 0);
+    void *warm = mempool_get(pool); /* this thread has a slot with room */
+    CHECK_EQ(mempool_put(pool, mempool_block(pool, msg[0])), 0);
+    uint64_t h = msg[1];
+    void *given = mempool_block(pool, (size_t)(h & UINT32_MAX) - 1);
+    CHECK_EQ(mempool_put(pool, given), 0);
+    CHECK(mempool_shm_take(pool, h) == NULL);
+    CHECK_EQ(mempool_put(pool, warm), 0);
+    kill(pid, SIGKILL);
+    CHECK_EQ(reap(pid), 128 + SIGKILL);
+    mempool_recovery r;
+    CHECK_EQ(mempool_recover(pool, 0, &r), 0);
+    /* Both of its blocks were put already: what comes back is what its
+     * slot still held, a refill (4 of a slot of 8) less its second get. */
+    CHECK_EQ(r.blocks, 3);
+    CHECK_EQ(mempool_available(pool), 64);
+    /* A slot claimed after close: its gets fail, its puts go through. */
+    void *b = mempool_get(pool);
+    mempool_close(pool);
+    struct closed_arg arg = { pool, b, -1 };
+    REQUIRE(pthread_create(&t, NULL, closed_thread, &arg) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(arg.rc, 0);
+    CHECK_EQ(mempool_available(pool), 64);
+    munmap(seg, (size_t)st.st_size);
+    mempool_destroy(pool);
+}
+
+/* A thread that forks after using the pool: in the child it is the only
+ * thread, and when it exits there, its inherited object must not touch
+ * the parent's slot (the handle is the parent's). Catches a thread exit
+ * that returns a fork child's inherited slot. */
+static void *fork_then_exit(void *arg)
+{
+    mempool *pool = arg;
+    void *b = mempool_get(pool);
+    if (!b || mempool_put(pool, b) != 0)
+        return (void *)1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        errno = 0;
+        int bad = mempool_get(pool) != NULL || errno != EPERM;
+        mempool_flush(pool);
+        if (bad)
+            _exit(1);
+        pthread_exit(NULL); /* the last thread: the process exits, status 0 */
+    }
+    return pid > 0 && reap(pid) == 0 ? NULL : (void *)1;
+}
+
+static void test_fork_from_thread(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fork_then_exit, pool) == 0);
+    void *rc;
+    pthread_join(t, &rc);
+    CHECK(rc == NULL);
+    CHECK_EQ(mempool_available(pool), 64);
+    void *all[64];
+    CHECK_EQ(mempool_get_bulk(pool, all, 64, 0), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all, 64), 0);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -525,5 +664,7 @@ int main(void)
     test_close_with_caches();
     test_corrupt_slot();
     test_churn();
+    test_slots_taken();
+    test_fork_from_thread();
     CHECK_DONE();
 }

@@ -21,6 +21,7 @@
 
 extern _Atomic long mempool__shm_crash_countdown;
 extern _Atomic long mempool__fault_countdown;
+extern _Atomic int mempool__fault_barrier;
 
 enum { CAPACITY = 64, HELD = 3 };
 
@@ -470,6 +471,82 @@ static void soak(double scale)
     munmap(board, sizeof *board);
 }
 
+/* A barrier across processes that fails (as one refused by a seccomp filter
+ * installed after attach): the reclaimer may not take a slot whose owner ran
+ * fence-free, so a try_get leaves the blocks parked there; the owner's next
+ * call sees the steal request and hands them over. And a thread whose first
+ * call cannot allocate its cache object runs uncached, through the lock.
+ * Catches a reclaimer that takes a fence-free slot without a barrier, an
+ * owner that ignores the request, and a failed attach that leaves a half
+ * made object. */
+static void *pair_once(void *arg)
+{
+    void *b = mempool_get(arg);
+    return b && mempool_put(arg, b) == 0 ? NULL : (void *)1;
+}
+
+static void barrier_and_alloc_failures(void)
+{
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = 32;
+    c.block_size = 64;
+    c.cache_size = 8;
+    mempool *pool = mempool_shm_create(NULL, &c, 0);
+    REQUIRE(pool);
+    int fd = mempool_shm_fd(pool), ready[2], go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        mempool *own = mempool_shm_open_fd(fd);
+        void *b[8];
+        int ok = own != NULL;
+        for (int i = 0; ok && i < 8; i++)
+            ok = (b[i] = mempool_get(own)) != NULL;
+        for (int i = 0; ok && i < 8; i++)
+            ok = mempool_put(own, b[i]) == 0;
+        char x = 'k';
+        ok = write(ready[1], &x, 1) == 1 && ok;
+        ok = read(go[0], &x, 1) == 1 && ok;
+        void *one = own ? mempool_get(own) : NULL; /* sees the steal request */
+        ok = one && mempool_put(own, one) == 0 && ok;
+        ok = write(ready[1], &x, 1) == 1 && ok;
+        ok = read(go[0], &x, 1) == 1 && ok;
+        _exit(ok ? 0 : 1);
+    }
+    char x;
+    REQUIRE(read(ready[0], &x, 1) == 1);
+    atomic_store(&mempool__fault_barrier, 1);
+    void *all[32];
+    size_t n = 0;
+    for (void *b; (b = mempool_try_get(pool)) != NULL;)
+        all[n++] = b;
+    CHECK(n < 32);
+    atomic_store(&mempool__fault_barrier, 0);
+    REQUIRE(write(go[1], "g", 1) == 1);
+    REQUIRE(read(ready[0], &x, 1) == 1);
+    for (void *b; (b = mempool_try_get(pool)) != NULL;)
+        all[n++] = b;
+    CHECK_EQ(n, 32);
+    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    REQUIRE(write(go[1], "g", 1) == 1);
+    CHECK_EQ(reap(pid), 0);
+    for (long k = 1; k <= 3; k++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, pair_once, pool) == 0);
+        /* Armed after the thread exists: its own allocations fail. */
+        atomic_store(&mempool__fault_countdown, k);
+        void *rc;
+        pthread_join(t, &rc);
+        atomic_store(&mempool__fault_countdown, 0);
+        CHECK(rc == NULL);
+    }
+    CHECK_EQ(mempool_recover(pool, 0, NULL), 0);
+    CHECK_EQ(mempool_available(pool), 32);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     /* Children exit() (so that coverage counts them): nothing buffered
@@ -496,6 +573,7 @@ int main(void)
     printf("close: killed at each of %ld steps\n", csteps - 1);
     CHECK(csteps > 3);
     fail_allocations();
+    barrier_and_alloc_failures();
     soak(check_scale());
     CHECK_DONE();
 }
