@@ -110,6 +110,16 @@ static void test_hits(void)
     CHECK_EQ(mempool_put(pool, x), EINVAL);
     CHECK_EQ(stats_of(pool).refused_puts, 1);
     CHECK_EQ(stats_of(pool).gets, 5042);
+    /* The smallest cache there is, 2 blocks: still a cache. Catches a size
+     * rule that turns it into none. */
+    mempool *small = cached_pool(64, 2);
+    for (int i = 0; i < 1000; i++) {
+        void *s = mempool_get(small);
+        REQUIRE(s);
+        CHECK_EQ(mempool_put(small, s), 0);
+    }
+    CHECK(stats_of(small).cache_misses <= 2);
+    mempool_destroy(small);
     /* Reset counts from here, the slots' share included. */
     CHECK_EQ(mempool_stats_reset(pool), 0);
     x = mempool_get(pool);
