@@ -614,6 +614,80 @@ static void test_slots_taken(void)
     mempool_destroy(pool);
 }
 
+/* A peer that scribbles on the shared state around a thread's slot: a
+ * queue count with nobody queued and a closed word without the slots'
+ * marks (a refill declines, the locked path decides), a full slot whose
+ * older entries name nothing of its own (the flush skips them), a count
+ * past the magazine on a put (the slot empties, the lock takes the put),
+ * every waiter slot taken (a get naps until its deadline), and a foreign
+ * pointer put through a slot. Catches a refill that passes a queue or a
+ * close, a flush that trusts its entries, and a put that trusts the count. */
+static void test_hostile_state(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    int fd = mempool_shm_fd(pool);
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(seg != MAP_FAILED);
+    uint64_t state_offset, waiters_offset, caches_offset, mags_offset;
+    memcpy(&state_offset, seg + 72, 8); /* src/shm.h's header and state layouts */
+    memcpy(&waiters_offset, seg + 88, 8);
+    memcpy(&caches_offset, seg + 128, 8);
+    memcpy(&mags_offset, seg + 136, 8);
+    _Atomic uint32_t *closed = (_Atomic uint32_t *)(seg + state_offset + 4);
+    _Atomic uint32_t *queued = (_Atomic uint32_t *)(seg + state_offset + 20);
+    atomic_store(queued, 1);
+    void *a = mempool_get(pool); /* the refill declines; the lock serves it */
+    CHECK(a != NULL);
+    atomic_store(queued, 0);
+    atomic_store(closed, 1);
+    errno = 0;
+    CHECK(mempool_get(pool) == NULL);
+    CHECK_EQ(errno, ECANCELED);
+    atomic_store(closed, 0);
+    /* Fill our slot (slot 0, claimed by the first get) to its 8: nine
+     * gets through two refills of 4 leave one there, seven puts fill it. */
+    void *b[9];
+    for (int i = 0; i < 9; i++)
+        REQUIRE((b[i] = mempool_get(pool)) != NULL);
+    _Atomic uint32_t *count = (_Atomic uint32_t *)(seg + caches_offset + 12);
+    _Atomic uint32_t *mag = (_Atomic uint32_t *)(seg + mags_offset);
+    for (int i = 0; i < 7; i++)
+        CHECK_EQ(mempool_put(pool, b[i]), 0);
+    REQUIRE(atomic_load(count) == 8);
+    atomic_store(&mag[0], 0xFFFFFFF0u);
+    atomic_store(&mag[1], (uint32_t)mempool_index(pool, a)); /* out, ours */
+    CHECK_EQ(mempool_put(pool, b[7]), 0); /* a flush that skips both */
+    CHECK_EQ(mempool_put(pool, b[8]), 0);
+    CHECK_EQ(mempool_put(pool, a), 0);
+    atomic_store(count, 100000);
+    void *c = mempool_try_get(pool);
+    REQUIRE(c != NULL);
+    atomic_store(count, 100000);
+    CHECK_EQ(mempool_put(pool, c), 0);
+    /* A foreign pointer, from a thread with a slot. */
+    CHECK_EQ(mempool_put(pool, (char *)mempool_block(pool, 0) - 64), EINVAL);
+    /* Every waiter slot taken: a timed get that would wait naps, then
+     * times out. */
+    void *all[64];
+    size_t n = 0;
+    for (void *x; (x = mempool_try_get(pool)) != NULL;)
+        all[n++] = x;
+    for (int w = 0; w < 1024; w++)
+        atomic_store((_Atomic uint32_t *)(seg + waiters_offset + (size_t)w * 64), 1);
+    errno = 0;
+    CHECK(mempool_get_timeout(pool, 20000000) == NULL);
+    CHECK_EQ(errno, ETIMEDOUT);
+    for (int w = 0; w < 1024; w++)
+        atomic_store((_Atomic uint32_t *)(seg + waiters_offset + (size_t)w * 64), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    /* Two entries were lost to the scribbles at most: the rest is whole. */
+    CHECK(mempool_available(pool) >= 62);
+    munmap(seg, (size_t)st.st_size);
+    mempool_destroy(pool);
+}
+
 /* A thread that forks after using the pool: in the child it is the only
  * thread, and when it exits there, its inherited object must not touch
  * the parent's slot (the handle is the parent's). Catches a thread exit
@@ -676,5 +750,6 @@ int main(void)
     test_churn();
     test_slots_taken();
     test_fork_from_thread();
+    test_hostile_state();
     CHECK_DONE();
 }
