@@ -692,6 +692,13 @@ static void test_hostile_state(void)
  * thread, and when it exits there, its inherited object must not touch
  * the parent's slot (the handle is the parent's). Catches a thread exit
  * that returns a fork child's inherited slot. */
+static void *end_later(void *arg)
+{
+    (void)arg;
+    check_sleep_ns(200000000);
+    _exit(0);
+}
+
 static void *fork_then_exit(void *arg)
 {
     mempool *pool = arg;
@@ -703,9 +710,13 @@ static void *fork_then_exit(void *arg)
         errno = 0;
         int bad = mempool_get(pool) != NULL || errno != EPERM;
         mempool_flush(pool);
-        if (bad)
+        pthread_t ender;
+        if (bad || pthread_create(&ender, NULL, end_later, NULL) != 0)
             _exit(1);
-        pthread_exit(NULL); /* the last thread: the process exits, status 0 */
+        /* This thread's exit runs its cleanup; the other ends the process
+         * (with _exit: the main thread's memory is out of reach in this
+         * child, which a leak check at exit would report). */
+        pthread_exit(NULL);
     }
     return pid > 0 && reap(pid) == 0 ? NULL : (void *)1;
 }
