@@ -682,6 +682,25 @@ static void test_hostile_state(void)
     for (int w = 0; w < 1024; w++)
         atomic_store((_Atomic uint32_t *)(seg + waiters_offset + (size_t)w * 64), 0);
     CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    /* A queue whose head names an empty waiter slot: a put goes to the free
+     * list. A waiter slot in no state the protocol stores, and a free
+     * block's word with a put's mark: a repair clears both. */
+    _Atomic uint32_t *first = (_Atomic uint32_t *)(seg + state_offset + 12);
+    void *two[2];
+    REQUIRE(mempool_get_bulk(pool, two, 2, 0) == 0);
+    atomic_store(first, 3);
+    CHECK_EQ(mempool_put_bulk(pool, two, 2), 0);
+    atomic_store(first, UINT32_MAX);
+    atomic_store((_Atomic uint32_t *)(seg + waiters_offset + 5 * 64), 7);
+    uint64_t owners_offset;
+    memcpy(&owners_offset, seg + 96, 8);
+    size_t free_one = mempool_index(pool, two[0]);
+    _Atomic uint64_t *word = (_Atomic uint64_t *)(seg + owners_offset) + free_one;
+    atomic_fetch_or(word, (uint64_t)1 << 31);
+    mempool_recovery r;
+    CHECK_EQ(mempool_recover(pool, MEMPOOL_RECOVER_TRANSIT, &r), 0);
+    CHECK_EQ(atomic_load((_Atomic uint32_t *)(seg + waiters_offset + 5 * 64)), 0);
+    CHECK_EQ(atomic_load(word) & ((uint64_t)1 << 31), 0);
     /* Two entries were lost to the scribbles at most: the rest is whole. */
     CHECK(mempool_available(pool) >= 62);
     munmap(seg, (size_t)st.st_size);
