@@ -701,6 +701,37 @@ static void test_hostile_state(void)
     CHECK_EQ(mempool_recover(pool, MEMPOOL_RECOVER_TRANSIT, &r), 0);
     CHECK_EQ(atomic_load((_Atomic uint32_t *)(seg + waiters_offset + 5 * 64)), 0);
     CHECK_EQ(atomic_load(word) & ((uint64_t)1 << 31), 0);
+    /* A block granted to a live process's wait that nobody woke (its waker
+     * died before saying so): a repair finds all it asked for and marks
+     * it served; with the pool closed meanwhile, it cancels the wait and
+     * frees the block. */
+    uint64_t procs_offset;
+    memcpy(&procs_offset, seg + 80, 8);
+    uint32_t me = UINT32_MAX;
+    for (uint32_t k = 0; k < 128; k++) {
+        uint64_t pw = atomic_load((_Atomic uint64_t *)(seg + procs_offset + (size_t)k * 64));
+        int64_t pid = atomic_load((_Atomic int64_t *)(seg + procs_offset + (size_t)k * 64 + 8));
+        if ((uint32_t)pw == 1 && pid == getpid())
+            me = k | (uint32_t)((pw >> 32) & 0x3FFFFF) << 7;
+    }
+    REQUIRE(me != UINT32_MAX);
+    void *x;
+    REQUIRE(mempool_get_bulk(pool, &x, 1, 0) == 0);
+    _Atomic uint64_t *xw = (_Atomic uint64_t *)(seg + owners_offset) + mempool_index(pool, x);
+    atomic_store(xw, (atomic_load(xw) & ~(uint64_t)UINT32_MAX) | 9u << 2 | 3u);
+    unsigned char *w9 = seg + waiters_offset + 9 * 64;
+    atomic_store((_Atomic uint32_t *)(w9 + 4), me);
+    atomic_store((_Atomic uint32_t *)(w9 + 16), 1);
+    atomic_store((_Atomic uint32_t *)w9, 1);
+    CHECK_EQ(mempool_recover(pool, MEMPOOL_RECOVER_TRANSIT, &r), 0);
+    CHECK_EQ(atomic_load((_Atomic uint32_t *)w9), 2); /* served */
+    atomic_store((_Atomic uint32_t *)w9, 1);
+    atomic_store(closed, 1);
+    CHECK_EQ(mempool_recover(pool, MEMPOOL_RECOVER_TRANSIT, &r), 0);
+    CHECK_EQ(atomic_load((_Atomic uint32_t *)w9), 3); /* canceled */
+    CHECK_EQ(atomic_load(xw) & 3, 0);                 /* and the block free */
+    atomic_store((_Atomic uint32_t *)w9, 0);
+    atomic_store(closed, 0);
     /* Two entries were lost to the scribbles at most: the rest is whole. */
     CHECK(mempool_available(pool) >= 62);
     munmap(seg, (size_t)st.st_size);
