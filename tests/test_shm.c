@@ -146,6 +146,19 @@ static void test_config(void)
     CHECK(mempool_shm_create("/a/b", &c, 0) == NULL && errno == EINVAL);
     CHECK(mempool_shm_open("/") == NULL && errno == EINVAL);
     CHECK(mempool_shm_open_fd(-1) == NULL && errno == EINVAL);
+    /* Descriptor 0 is a descriptor like any other: a segment there opens. */
+    {
+        mempool *seg0 = mempool_shm_create(NULL, &c, 0);
+        REQUIRE(seg0);
+        int saved = dup(0);
+        REQUIRE(saved >= 0 && dup2(mempool_shm_fd(seg0), 0) == 0);
+        mempool *peer = mempool_shm_open_fd(0);
+        CHECK(peer != NULL);
+        mempool_destroy(peer);
+        REQUIRE(dup2(saved, 0) == 0);
+        close(saved);
+        mempool_destroy(seg0);
+    }
     CHECK_EQ(mempool_shm_unlink("x"), EINVAL);
     c.block_size = SIZE_MAX;
     CHECK(mempool_shm_create(NULL, &c, 0) == NULL && errno == EOVERFLOW);
