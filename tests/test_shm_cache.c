@@ -732,6 +732,15 @@ static void test_hostile_state(void)
     CHECK_EQ(atomic_load(xw) & 3, 0);                 /* and the block free */
     atomic_store((_Atomic uint32_t *)w9, 0);
     atomic_store(closed, 0);
+    /* A second handle of this process detaches: it leaves the segment's
+     * lock free (a detach that kept it would cost the next locker a
+     * takeover after a slice, and a repair). */
+    mempool *second = mempool_shm_open_fd(fd);
+    REQUIRE(second);
+    void *s2 = mempool_get(second);
+    REQUIRE(s2);
+    mempool_destroy(second);
+    CHECK_EQ(atomic_load((_Atomic uint32_t *)(seg + state_offset)), 0);
     /* Two entries were lost to the scribbles at most: the rest is whole. */
     CHECK(mempool_available(pool) >= 62);
     munmap(seg, (size_t)st.st_size);
