@@ -290,6 +290,46 @@ static void test_fifo_with_caches(void)
     mempool_destroy(pool);
 }
 
+/* A waiter killed while queued: the repair rebuilds the queue and its
+ * count, and with nobody waiting the caches serve again. Catches a repair
+ * that leaves a stale count, which would keep every slot armed (and every
+ * call on the lock) for good. */
+static void test_killed_waiter_disarms(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    int fd = mempool_shm_fd(pool);
+    void *all[64];
+    size_t n = 0;
+    for (void *b; (b = mempool_try_get(pool)) != NULL;)
+        all[n++] = b;
+    REQUIRE(n == 64);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        mempool *own = mempool_shm_open_fd(fd);
+        if (own)
+            mempool_get(own);
+        _exit(1);
+    }
+    for (int i = 0; i < 5000 && stats_of(pool).waits < 1; i++)
+        check_sleep_ns(1000000);
+    REQUIRE(stats_of(pool).waits >= 1);
+    kill(pid, SIGKILL);
+    CHECK_EQ(reap(pid), 128 + SIGKILL);
+    mempool_recovery r;
+    CHECK_EQ(mempool_recover(pool, 0, &r), 0);
+    CHECK_EQ(r.processes, 1);
+    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    mempool_stats before = stats_of(pool);
+    for (int i = 0; i < 1000; i++) {
+        void *b = mempool_get(pool);
+        REQUIRE(b);
+        CHECK_EQ(mempool_put(pool, b), 0);
+    }
+    CHECK(stats_of(pool).cache_misses - before.cache_misses <= 2);
+    mempool_destroy(pool);
+}
+
 /* More threads over time than the segment has cache slots: each thread's
  * slot goes back when it exits, with its blocks, so that later threads
  * still get one. Catches a slot or its blocks leaked at thread exit. */
@@ -828,6 +868,7 @@ int main(void)
     test_no_stranding();
     test_killed_with_cache();
     test_fifo_with_caches();
+    test_killed_waiter_disarms();
     test_thread_exit();
     test_close_with_caches();
     test_corrupt_slot();
