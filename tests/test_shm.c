@@ -155,6 +155,11 @@ static void test_config(void)
         mempool *peer = mempool_shm_open_fd(0);
         CHECK(peer != NULL);
         mempool_destroy(peer);
+        /* And with descriptor 0 free, the pool's own copies may land there. */
+        close(0);
+        peer = mempool_shm_open_fd(mempool_shm_fd(seg0));
+        CHECK(peer != NULL);
+        mempool_destroy(peer);
         REQUIRE(dup2(saved, 0) == 0);
         close(saved);
         mempool_destroy(seg0);
