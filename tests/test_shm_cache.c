@@ -787,6 +787,105 @@ static void test_hostile_state(void)
     mempool_destroy(pool);
 }
 
+/* Creating a pool runs init with cancellation off, and turns it back on:
+ * a thread that created one can still be canceled. */
+static void no_op_init(void *block, void *arg)
+{
+    (void)block, (void)arg;
+}
+
+static void *create_then_sleep(void *arg)
+{
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = 4;
+    c.block_size = 16;
+    c.init = no_op_init;
+    atomic_store((_Atomic(mempool *) *)arg, mempool_shm_create(NULL, &c, 0));
+    check_sleep_ns(3000000000); /* a cancellation point */
+    return NULL;
+}
+
+static void test_cancel_after_create(void)
+{
+    _Atomic(mempool *) made = NULL;
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, create_then_sleep, &made) == 0);
+    while (!atomic_load(&made))
+        check_sleep_ns(1000000);
+    pthread_cancel(t);
+    void *rc;
+    pthread_join(t, &rc);
+    CHECK(rc == PTHREAD_CANCELED);
+    mempool_destroy(atomic_load(&made));
+}
+
+/* A lock word naming a live process: nobody takes the lock over, however
+ * long it is held (a peer stopped inside the lock is not a dead one); the
+ * waiter goes on once it is free. Catches a takeover from the living. */
+struct bulk_get {
+    mempool *pool;
+    void *b[2];
+    _Atomic int done;
+    int rc;
+};
+
+static void *bulk_get_thread(void *arg)
+{
+    struct bulk_get *g = arg;
+    g->rc = mempool_get_bulk(g->pool, g->b, 2, 0);
+    atomic_store(&g->done, 1);
+    return NULL;
+}
+
+static void test_live_holder_kept(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    int fd = mempool_shm_fd(pool);
+    int ready[2], go[2];
+    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        mempool *own = mempool_shm_open_fd(fd);
+        char x = own ? 'k' : 'x';
+        int ok = write(ready[1], &x, 1) == 1;
+        ok = read(go[0], &x, 1) == 1 && ok;
+        _exit(ok ? 0 : 1);
+    }
+    wait_ready(ready[0]);
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(seg != MAP_FAILED);
+    uint64_t state_offset, procs_offset;
+    memcpy(&state_offset, seg + 72, 8);
+    memcpy(&procs_offset, seg + 80, 8);
+    uint32_t id = UINT32_MAX;
+    for (uint32_t k = 0; k < 128; k++) {
+        uint64_t pw = atomic_load((_Atomic uint64_t *)(seg + procs_offset + (size_t)k * 64));
+        int64_t p = atomic_load((_Atomic int64_t *)(seg + procs_offset + (size_t)k * 64 + 8));
+        if ((uint32_t)pw == 1 && p == pid)
+            id = k | (uint32_t)((pw >> 32) & 0x3FFFFF) << 7;
+    }
+    REQUIRE(id != UINT32_MAX);
+    _Atomic uint32_t *lock = (_Atomic uint32_t *)(seg + state_offset);
+    atomic_store(lock, id + 1);
+    struct bulk_get g = { .pool = pool };
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, bulk_get_thread, &g) == 0);
+    check_sleep_ns(100000000); /* ten of the lock's slices */
+    CHECK_EQ(atomic_load(&g.done), 0);
+    atomic_store(lock, 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(g.rc, 0);
+    CHECK_EQ(mempool_put_bulk(pool, g.b, 2), 0);
+    REQUIRE(write(go[1], "g", 1) == 1);
+    CHECK_EQ(reap(pid), 0);
+    munmap(seg, (size_t)st.st_size);
+    mempool_destroy(pool);
+}
+
 /* A thread that forks after using the pool: in the child it is the only
  * thread, and when it exits there, its inherited object must not touch
  * the parent's slot (the handle is the parent's). Catches a thread exit
@@ -876,5 +975,7 @@ int main(void)
     test_slots_taken();
     test_fork_from_thread();
     test_hostile_state();
+    test_cancel_after_create();
+    test_live_holder_kept();
     CHECK_DONE();
 }

@@ -157,6 +157,9 @@ static void test_print_and_errors(void)
     CHECK(len > 0);
     CHECK(strstr(text, "gets 1") != NULL);
     CHECK(strstr(text, "out now 1") != NULL);
+    /* The arena line describes this pool's arena: 8 blocks of stride 32. */
+    CHECK(strstr(text, "arena 256 bytes") != NULL);
+    CHECK(strstr(text, "stride 32,") != NULL);
     mempool_stats s;
     CHECK_EQ(mempool_stats_read(NULL, &s), EINVAL);
     CHECK_EQ(mempool_stats_read(pool, NULL), EINVAL);
