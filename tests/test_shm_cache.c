@@ -357,6 +357,11 @@ static void test_thread_exit(void)
         CHECK(rc == NULL);
     }
     CHECK_EQ(mempool_available(pool), 1024);
+    /* Every thread's counts, once each: its slot's share moves to the pool
+     * when the slot is freed, and the slot keeps none of it. */
+    mempool_stats all_counts = stats_of(pool);
+    CHECK_EQ(all_counts.gets, 900);
+    CHECK_EQ(all_counts.puts, 900);
     /* The last thread still had a slot: one refill for its 3 gets. */
     mempool_stats before = stats_of(pool);
     pthread_t t;
