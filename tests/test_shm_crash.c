@@ -11,6 +11,7 @@
  * every block can be taken exactly once. The soak kills random processes
  * of several threads each, over and over, while every block carries the id
  * of its holder, so that a block handed to two owners is seen. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -279,6 +280,15 @@ static long sweep_close(void)
     return k;
 }
 
+/* The number of descriptors this process has open. */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        n += fcntl(fd, F_GETFD) != -1;
+    return n;
+}
+
 /* Every allocation of create and attach failing in turn: ENOMEM, and
  * nothing left attached (the next attach finds a free slot and no dead). */
 static void fail_allocations(void)
@@ -316,6 +326,7 @@ static void fail_allocations(void)
     CHECK_EQ(mempool_shm_unlink(name), 0);
     mempool *pool = mempool_shm_create(NULL, &c, 0);
     REQUIRE(pool);
+    int fds = open_fds();
     for (long k = 1;; k++) {
         atomic_store(&mempool__fault_countdown, k);
         mempool *again = mempool_shm_open_fd(mempool_shm_fd(pool));
@@ -325,6 +336,9 @@ static void fail_allocations(void)
             break;
         }
         CHECK_EQ(errno, ENOMEM);
+        /* A failed attach closes what it opened (its copy of the
+         * descriptor, its own description). */
+        CHECK_EQ(open_fds(), fds);
         failures++;
     }
     mempool_recovery r;
