@@ -120,11 +120,16 @@ struct cache {
     struct cache *next, *prev;   /* the pool's caches (pool lock) */
     _Atomic uint64_t stats[STAT_COUNT]; /* written by the owner only */
     /* A shared pool's thread (shm_cache.c): its slot in the segment and
-     * that slot's magazine, or NULL when it runs uncached. */
+     * that slot's magazine, or NULL when it runs uncached; the segment's
+     * block words and how to fence, copied here so that its hit paths read
+     * one private line and the slot's. */
     struct shm_cache *shared;
     _Atomic uint32_t *shared_mag;
+    _Atomic uint64_t *shared_owners;
     uint32_t shared_slot, shared_size;
     uint32_t shared_cached, shared_out; /* low halves of the block words */
+    uint32_t shared_flip;               /* their xor: one turns into the other */
+    bool shared_ordered;
 };
 
 /* The thread's directory: CACHE_DIR pages of CACHE_PAGE cache pointers, so

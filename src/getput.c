@@ -75,7 +75,7 @@ static void honour_if_armed(mempool *pool)
 
 /* Everything but a cache hit for a get of one block (single, or a bulk
  * call of one): errors (in *err), attaching a cache, swapping magazines,
- * the depot, the shared stack and sleeping. Kept out of line (get_miss) so
+ * the depot, the shared stack and sleeping. Kept out of line (get_full) so
  * that the hit path stays a leaf with nothing to save. */
 static ALWAYS_INLINE void *get_slow_one(mempool *pool, int64_t timeout_ns, int *err)
 {
@@ -133,13 +133,24 @@ static ALWAYS_INLINE void *get_slow_one(mempool *pool, int64_t timeout_ns, int *
     return block;
 }
 
-static NOINLINE void *get_miss(mempool *pool, int64_t timeout_ns)
+static NOINLINE void *get_full(mempool *pool, int64_t timeout_ns)
 {
     int err;
     void *block = get_slow_one(pool, timeout_ns, &err);
     if (!block)
         errno = err;
     return block;
+}
+
+/* A get the private hit path did not serve. A thread of a shared pool
+ * reads NONE there and goes on to its slot's hit path at once: the test
+ * costs private pools nothing on their hit path, and the shared one no
+ * second lookup. */
+static NOINLINE void *get_miss(mempool *pool, struct cache *cache, int64_t timeout_ns)
+{
+    if (cache->shared && cache->pool == pool)
+        return mempool__shm_get_hit(pool, cache, timeout_ns);
+    return get_full(pool, timeout_ns);
 }
 
 /* A cache hit that must also honour a steal request: out of line and
@@ -162,8 +173,9 @@ static inline void *get_one(mempool *pool, int64_t timeout_ns)
             return block;
         if (hit == HIT_HONOUR)
             return get_honour(pool, cache, block);
+        return get_miss(pool, cache, timeout_ns);
     }
-    return get_miss(pool, timeout_ns);
+    return get_full(pool, timeout_ns);
 }
 
 void *mempool_get_timeout(mempool *pool, int64_t timeout_ns)
@@ -195,12 +207,8 @@ static uint32_t put_check(mempool *pool, const void *block)
     return STACK_NIL;
 }
 
-static NOINLINE int put_miss(mempool *pool, void *block)
+static NOINLINE int put_full(mempool *pool, void *block)
 {
-    if (unlikely(!pool))
-        return EINVAL;
-    if (pool->ops)
-        return pool->ops->put(pool, block);
     uint32_t index = put_check(pool, block);
     if (unlikely(index == STACK_NIL)) {
         honour_if_armed(pool);
@@ -215,6 +223,18 @@ static NOINLINE int put_miss(mempool *pool, void *block)
         mempool__put_slow(pool, &index, 1);
     stats_add(pool, cache, STAT_PUTS, 1);
     return 0;
+}
+
+/* A put the hit path did not serve. A mode's put (a shared pool's, whose
+ * own hit path comes next, or checked mode's) is a tail call from here,
+ * before anything is saved. */
+static NOINLINE int put_miss(mempool *pool, void *block)
+{
+    if (unlikely(!pool))
+        return EINVAL;
+    if (pool->ops)
+        return pool->ops->put(pool, block);
+    return put_full(pool, block);
 }
 
 /* A put that landed in the cache while it was being armed. */

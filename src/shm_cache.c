@@ -16,11 +16,6 @@
 #include "index.h"
 #include "shm.h"
 
-static bool hit_ordered(const struct shm *s)
-{
-    return CACHE_HIT_ORDERED || s->ordered;
-}
-
 static _Atomic uint32_t *slot_mag(struct shm *s, uint32_t k)
 {
     return s->mags + (size_t)k * s->h.cache_size;
@@ -132,6 +127,9 @@ static NOINLINE struct cache *attach_thread(mempool *pool)
         c->shared_size = s->h.cache_size;
         c->shared_cached = OWN_CACHED(k);
         c->shared_out = OWN_LOW(OWN_MAKE(OWN_OUT, s->id, 0));
+        c->shared_flip = c->shared_cached ^ c->shared_out;
+        c->shared_owners = s->owners;
+        c->shared_ordered = CACHE_HIT_ORDERED || s->ordered;
     }
     /* The handle's list, under its private lock (which the shared lock
      * holds): destroy detaches every object on it. */
@@ -199,12 +197,11 @@ static NOINLINE bool refill(mempool *pool, struct cache *c, void **block)
  * that its count fits the magazine, its index the pool and its block word
  * says "in this slot". The index, or SHM_NONE (nothing changed) with
  * *unusual and *count as read. */
-static ALWAYS_INLINE uint32_t hit_get(const mempool *pool, struct cache *c, uint32_t *unusual,
-                                      uint32_t *count)
+static ALWAYS_INLINE uint32_t hit_get(const mempool *pool, struct cache *c, bool ordered,
+                                      uint32_t *unusual, uint32_t *count)
 {
-    struct shm *s = pool->shm;
     struct shm_cache *sc = c->shared;
-    bool ordered = hit_ordered(s);
+    _Atomic uint64_t *owners = c->shared_owners;
     uint32_t index = SHM_NONE;
     busy_enter(&sc->busy, ordered);
     uint32_t n = atomic_load_explicit(&sc->count, memory_order_relaxed);
@@ -212,12 +209,11 @@ static ALWAYS_INLINE uint32_t hit_get(const mempool *pool, struct cache *c, uint
     if (likely(!u) && likely(n - 1 < c->shared_size)) {
         uint32_t i = atomic_load_explicit(&c->shared_mag[n - 1], memory_order_relaxed);
         if (likely(i < pool->capacity)) {
-            uint64_t w = atomic_load_explicit(&s->owners[i], memory_order_relaxed);
+            uint64_t w = atomic_load_explicit(&owners[i], memory_order_relaxed);
             if (likely(OWN_LOW(w) == c->shared_cached)) {
                 atomic_store_explicit(&sc->count, n - 1, memory_order_relaxed);
                 SHM_STEP();
-                atomic_store_explicit(&s->owners[i], (w & ~(uint64_t)UINT32_MAX) | c->shared_out,
-                                      memory_order_relaxed);
+                atomic_store_explicit(&owners[i], w ^ c->shared_flip, memory_order_relaxed);
                 counter_own_add(&sc->gets, 1);
                 index = i;
             }
@@ -229,13 +225,25 @@ static ALWAYS_INLINE uint32_t hit_get(const mempool *pool, struct cache *c, uint
     return index;
 }
 
-/* After a hit: a steal request that came meanwhile is honoured at once
- * (what is left in the slot goes to the waiters). */
-static ALWAYS_INLINE void after_hit(mempool *pool, struct cache *c, bool left)
+/* After a hit: whether a steal request came meanwhile, which the caller
+ * honours at once (what is left in the slot goes to the waiters). */
+static ALWAYS_INLINE bool armed_after(const struct cache *c)
 {
-    if (unlikely(atomic_load_explicit(&c->shared->unusual, memory_order_seq_cst) & CACHE_ARMED) &&
-        left)
-        honour(pool, c);
+    return atomic_load_explicit(&c->shared->unusual, memory_order_seq_cst) & CACHE_ARMED;
+}
+
+/* After a hit that saw a steal request, with nothing else live: out of
+ * line and in tail position, so that the hit paths save no registers. */
+static NOINLINE void *get_honour(mempool *pool, struct cache *c, void *block)
+{
+    honour(pool, c);
+    return block;
+}
+
+static NOINLINE int put_honour(mempool *pool, struct cache *c)
+{
+    honour(pool, c);
+    return 0;
 }
 
 /* A get the hit path did not serve: armed, closed, a magazine that does
@@ -254,34 +262,33 @@ static NOINLINE bool get_missed(mempool *pool, struct cache *c, uint32_t unusual
     return refill(pool, c, block);
 }
 
+/* The slot's words as its owner reads them outside an operation: only
+ * others' emptying under the lock changes them meanwhile, which the missed
+ * paths' locked checks see. */
+static uint32_t slot_unusual(const struct cache *c)
+{
+    return atomic_load_explicit(&c->shared->unusual, memory_order_relaxed);
+}
+
+static uint32_t slot_count(const struct cache *c)
+{
+    return atomic_load_explicit(&c->shared->count, memory_order_relaxed);
+}
+
+/* Every caller of the two below has tried the hit path just before, or has
+ * no slot yet (the attach here gives it an empty one): what the hit path
+ * declined is judged at once, without a second try. */
 bool mempool__shm_cache_get(mempool *pool, void **block)
 {
     struct cache *c = thread_cache(pool);
     if (!c || !c->shared)
         return false;
-    uint32_t unusual, count;
-    uint32_t index = hit_get(pool, c, &unusual, &count);
-    if (index == SHM_NONE)
-        return get_missed(pool, c, unusual, count, block);
-    *block = block_at(pool, index);
-    after_hit(pool, c, count > 1);
-    return true;
+    return get_missed(pool, c, slot_unusual(c), slot_count(c), block);
 }
 
-/* The single get of a shared pool, from the public calls: the hit path
- * first, inline; everything else through the full get. */
-void *mempool__shm_get_one(mempool *pool, int64_t timeout_ns)
+/* A single get that the slot's hit path did not serve: the full get. */
+static NOINLINE void *get_full(mempool *pool, int64_t timeout_ns)
 {
-    struct cache *c = cache_lookup(pool);
-    if (likely(c->pool == pool) && likely(c->shared)) { /* the sentinel's pool is NULL */
-        uint32_t unusual, count;
-        uint32_t index = hit_get(pool, c, &unusual, &count);
-        if (likely(index != SHM_NONE)) {
-            void *block = block_at(pool, index);
-            after_hit(pool, c, count > 1);
-            return block;
-        }
-    }
     void *block = NULL;
     int err = mempool__shm_get(pool, &block, 1, timeout_ns);
     if (err) {
@@ -289,6 +296,44 @@ void *mempool__shm_get_one(mempool *pool, int64_t timeout_ns)
         return NULL;
     }
     return block;
+}
+
+/* The single get on the slot's hit path, the fence protocol given. */
+static ALWAYS_INLINE void *get_hit(mempool *pool, struct cache *c, int64_t timeout_ns,
+                                   bool ordered)
+{
+    uint32_t unusual, count;
+    uint32_t index = hit_get(pool, c, ordered, &unusual, &count);
+    if (likely(index != SHM_NONE)) {
+        /* A shared pool is always an arena. */
+        void *block = pool->base + (size_t)index * pool->stride;
+        if (unlikely(armed_after(c)) && count > 1)
+            return get_honour(pool, c, block);
+        return block;
+    }
+    return get_full(pool, timeout_ns);
+}
+
+/* The protocol is fixed at attach: the fence-free one is tested once and
+ * compiled without the other's branches. */
+static NOINLINE void *get_hit_ordered(mempool *pool, struct cache *c, int64_t timeout_ns)
+{
+    return get_hit(pool, c, timeout_ns, true);
+}
+
+void *mempool__shm_get_hit(mempool *pool, struct cache *c, int64_t timeout_ns)
+{
+    if (CACHE_HIT_ORDERED || unlikely(c->shared_ordered))
+        return get_hit_ordered(pool, c, timeout_ns);
+    return get_hit(pool, c, timeout_ns, false);
+}
+
+void *mempool__shm_get_one(mempool *pool, int64_t timeout_ns)
+{
+    struct cache *c = cache_lookup(pool);
+    if (c->pool == pool && c->shared) /* the sentinel's pool is NULL */
+        return mempool__shm_get_hit(pool, c, timeout_ns);
+    return get_full(pool, timeout_ns);
 }
 
 /* A full slot: its older half back to the pool and the newer half moved
@@ -345,25 +390,22 @@ static NOINLINE bool flush_and_put(mempool *pool, struct cache *c, uint32_t inde
  * rest, another process's, in transit or free, need the lock and its
  * checks): true when it went into the slot, else nothing changed and
  * *unusual and *count are as read. */
-static ALWAYS_INLINE bool hit_put(mempool *pool, struct cache *c, uint32_t index,
+static ALWAYS_INLINE bool hit_put(struct cache *c, uint32_t index, bool ordered,
                                   uint32_t *unusual, uint32_t *count)
 {
-    struct shm *s = pool->shm;
     struct shm_cache *sc = c->shared;
-    _Atomic uint64_t *word = &s->owners[index];
+    _Atomic uint64_t *word = &c->shared_owners[index];
     uint64_t w = atomic_load_explicit(word, memory_order_relaxed);
     *unusual = 0;
     *count = 0;
     if (unlikely(OWN_LOW(w) != c->shared_out))
         return false;
-    bool ordered = hit_ordered(s);
     bool hit = false;
     busy_enter(&sc->busy, ordered);
     uint32_t n = atomic_load_explicit(&sc->count, memory_order_relaxed);
     uint32_t u = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
     if (likely(!u) && likely(n < c->shared_size)) {
-        atomic_store_explicit(word, (w & ~(uint64_t)UINT32_MAX) | c->shared_cached,
-                              memory_order_relaxed);
+        atomic_store_explicit(word, w ^ c->shared_flip, memory_order_relaxed);
         SHM_STEP();
         atomic_store_explicit(&c->shared_mag[n], index, memory_order_relaxed);
         atomic_store_explicit(&sc->count, n + 1, memory_order_relaxed);
@@ -389,7 +431,7 @@ static NOINLINE bool put_missed(mempool *pool, struct cache *c, uint32_t index, 
         return false;
     }
     if (count < c->shared_size)
-        return false; /* not ours to cache */
+        return false; /* declined for a reason gone now (a race): the locked path puts it */
     return flush_and_put(pool, c, index);
 }
 
@@ -398,30 +440,55 @@ bool mempool__shm_cache_put(mempool *pool, uint32_t index)
     struct cache *c = thread_cache(pool);
     if (!c || !c->shared)
         return false;
-    uint32_t unusual, count;
-    if (!hit_put(pool, c, index, &unusual, &count))
-        return put_missed(pool, c, index, unusual, count);
-    after_hit(pool, c, true);
-    return true;
+    uint64_t w = atomic_load_explicit(&c->shared_owners[index], memory_order_relaxed);
+    if (OWN_LOW(w) != c->shared_out)
+        return false; /* not ours to cache: the locked path judges it */
+    return put_missed(pool, c, index, slot_unusual(c), slot_count(c));
 }
 
 /* The single put of a shared pool, from the public calls (the mode's put
  * operation): the hit path first, inline; everything else through the
  * full put, which validates and reports. */
+static NOINLINE int put_full(mempool *pool, void *block)
+{
+    return mempool__shm_put(pool, &block, 1);
+}
+
+/* The single put of block `index` on the slot's hit path. */
+static ALWAYS_INLINE int put_hit(mempool *pool, struct cache *c, uint32_t index, void *block,
+                                 bool ordered)
+{
+    uint32_t unusual, count;
+    if (likely(hit_put(c, index, ordered, &unusual, &count)))
+        return unlikely(armed_after(c)) ? put_honour(pool, c) : 0;
+    return put_full(pool, block);
+}
+
+/* The same for the ordered protocol, and for strides the rotation does not
+ * index. */
+static NOINLINE int put_hit_other(mempool *pool, struct cache *c, uint32_t index, void *block)
+{
+    if (index == STACK_NIL)
+        return put_full(pool, block);
+    return put_hit(pool, c, index, block, CACHE_HIT_ORDERED || c->shared_ordered);
+}
+
 int mempool__shm_put_one(mempool *pool, void *block)
 {
     struct cache *c = cache_lookup(pool);
-    const char *what;
-    uint32_t index;
-    if (likely(c->pool == pool) && likely(c->shared) &&
-        likely((index = block_lookup(pool, block, &what)) != STACK_NIL)) {
-        uint32_t unusual, count;
-        if (likely(hit_put(pool, c, index, &unusual, &count))) {
-            after_hit(pool, c, true);
-            return 0;
+    if (likely(c->pool == pool) && likely(c->shared)) {
+        /* The rotation of the private hit path for power-of-two strides
+         * (valid_limit is 0 for the others), else the full lookup. */
+        uint64_t rotated = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block);
+        if (unlikely(rotated >= pool->valid_limit)) {
+            const char *what;
+            return put_hit_other(pool, c, block_lookup(pool, block, &what), block);
         }
+        if (CACHE_HIT_ORDERED || unlikely(c->shared_ordered))
+            return put_hit_other(pool, c, (uint32_t)rotated, block);
+        return put_hit(pool, c, (uint32_t)rotated, block, false);
     }
-    return mempool__shm_put(pool, &block, 1);
+    return put_full(pool, block);
 }
 
 void mempool__shm_flush(mempool *pool)

@@ -130,6 +130,43 @@ static void test_hits(void)
     mempool_destroy(pool);
 }
 
+/* A stride that is not a power of two (48-byte blocks): the put's hit path
+ * cannot use the rotation and finds the index by the full lookup, then
+ * serves from the slot as for any other stride. Catches a hit path that
+ * never serves such pools, one that caches an interior or foreign pointer,
+ * and one that accepts a cached block again. */
+static void test_odd_stride(void)
+{
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = 64;
+    c.block_size = 48;
+    c.alignment = 16;
+    c.cache_size = 8;
+    mempool *pool = mempool_shm_create(NULL, &c, 0);
+    REQUIRE(pool);
+    for (int i = 0; i < 1000; i++) {
+        char *b = mempool_get(pool);
+        REQUIRE(b);
+        memset(b, i, 48);
+        CHECK_EQ(mempool_put(pool, b), 0);
+    }
+    mempool_stats st = stats_of(pool);
+    CHECK_EQ(st.puts, 1000);
+    CHECK(st.cache_misses <= 2);
+    CHECK_EQ(st.cache_hits, st.gets - st.cache_misses);
+    char *b = mempool_get(pool);
+    REQUIRE(b);
+    CHECK_EQ(mempool_index(pool, b) < 64, 1);
+    CHECK_EQ(mempool_put(pool, b + 16), EINVAL); /* interior */
+    CHECK_EQ(mempool_put(pool, b + 48 * 64), EINVAL); /* past the arena */
+    CHECK_EQ(mempool_put(pool, b), 0);
+    CHECK_EQ(mempool_put(pool, b), EINVAL); /* in the slot: free */
+    CHECK_EQ(stats_of(pool).refused_puts, 3);
+    CHECK_EQ(mempool_available(pool), 64);
+    mempool_destroy(pool);
+}
+
 /* Blocks parked in an idle process's cache are taken by a get that would
  * otherwise fail or wait: a try_get, a bulk get of the whole pool and a
  * timed get all succeed. Catches a reclaim that skips other processes'
@@ -977,6 +1014,7 @@ int main(void)
     mempool_destroy(probe);
     test_barrier_registered();
     test_hits();
+    test_odd_stride();
     test_no_stranding();
     test_killed_with_cache();
     test_fifo_with_caches();

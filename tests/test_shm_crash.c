@@ -486,6 +486,29 @@ static void soak(double scale)
     munmap(board, sizeof *board);
 }
 
+/* The busy word of the segment's only taken cache slot (src/shm.h's
+ * layouts: the slots' offset at 128 in the header, 64 bytes each, the
+ * owner first, then busy). */
+static uint32_t only_slot_busy(int fd)
+{
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(seg != MAP_FAILED);
+    uint64_t caches_offset;
+    memcpy(&caches_offset, seg + 128, 8);
+    uint32_t busy = UINT32_MAX;
+    int taken = 0;
+    for (int k = 0; k < 256; k++)
+        if (*(volatile uint32_t *)(seg + caches_offset + (size_t)k * 64)) {
+            busy = *(volatile uint32_t *)(seg + caches_offset + (size_t)k * 64 + 4);
+            taken++;
+        }
+    munmap(seg, (size_t)st.st_size);
+    CHECK_EQ(taken, 1);
+    return busy;
+}
+
 /* A barrier across processes that fails (as one refused by a seccomp filter
  * installed after attach): the reclaimer may not take a slot whose owner ran
  * fence-free, so a try_get leaves the blocks parked there; the owner's next
@@ -534,18 +557,8 @@ static void barrier_and_alloc_failures(void)
     REQUIRE(read(ready[0], &x, 1) == 1);
     /* How the child's slot was left: fence-free (0), or ordered (2, in
      * builds that run the ordered protocol), which a reclaimer may take
-     * without the barrier. The only slot yet (src/shm.h's layouts). */
-    struct stat st;
-    REQUIRE(fstat(fd, &st) == 0);
-    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    REQUIRE(seg != MAP_FAILED);
-    uint64_t caches_offset;
-    memcpy(&caches_offset, seg + 128, 8);
-    uint32_t busy = UINT32_MAX;
-    for (int k = 0; k < 256; k++)
-        if (*(volatile uint32_t *)(seg + caches_offset + (size_t)k * 64))
-            busy = *(volatile uint32_t *)(seg + caches_offset + (size_t)k * 64 + 4);
-    munmap(seg, (size_t)st.st_size);
+     * without the barrier. */
+    uint32_t busy = only_slot_busy(fd);
     REQUIRE(busy == 0 || busy == 2);
     atomic_store(&mempool__fault_barrier, 1);
     void *all[32];
@@ -577,6 +590,66 @@ static void barrier_and_alloc_failures(void)
     mempool_destroy(pool);
 }
 
+/* An attach whose barrier registration the kernel refuses (the hook
+ * stands for it): that handle's caches run the ordered protocol, each
+ * operation leaving the slot's busy word IDLE (2), so that a reclaimer
+ * may take its blocks even where its own barrier fails. Catches an attach
+ * that ignores the refusal (its fence-free slot would read 0 and strand
+ * the blocks below), an ordered hit path that never serves, and one that
+ * leaves its slot busy. */
+static void ordered_attach(void)
+{
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = 32;
+    c.block_size = 64;
+    c.cache_size = 8;
+    mempool *pool = mempool_shm_create(NULL, &c, 0);
+    REQUIRE(pool);
+    atomic_store(&mempool__fault_barrier, 1);
+    mempool *own = mempool_shm_open_fd(mempool_shm_fd(pool));
+    atomic_store(&mempool__fault_barrier, 0);
+    REQUIRE(own);
+    for (int i = 0; i < 1000; i++) {
+        void *b = mempool_get(own);
+        REQUIRE(b);
+        CHECK_EQ(mempool_put(own, b), 0);
+    }
+    mempool_stats st;
+    REQUIRE(mempool_stats_read(own, &st) == 0);
+    CHECK(st.cache_misses <= 2);
+    CHECK_EQ(st.cache_hits, st.gets - st.cache_misses);
+    CHECK_EQ(only_slot_busy(mempool_shm_fd(pool)), 2);
+    void *b[4];
+    for (int i = 0; i < 4; i++)
+        REQUIRE((b[i] = mempool_get(own)) != NULL);
+    CHECK_EQ(mempool_put(own, b[0]), 0);
+    CHECK_EQ(mempool_put(own, b[0]), EINVAL); /* cached: free */
+    for (int i = 1; i < 4; i++)
+        CHECK_EQ(mempool_put(own, b[i]), 0);
+    /* Every block from the other handle with every barrier failing: the
+     * ordered slot is taken all the same. */
+    atomic_store(&mempool__fault_barrier, 1);
+    void *all[32];
+    size_t n = 0;
+    for (void *x; n < 32 && (x = mempool_try_get(pool)) != NULL;)
+        all[n++] = x;
+    atomic_store(&mempool__fault_barrier, 0);
+    CHECK_EQ(n, 32);
+    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+    /* The owner, armed meanwhile, goes on through the lock and then its
+     * slot again. */
+    for (int i = 0; i < 100; i++) {
+        void *x = mempool_get(own);
+        REQUIRE(x);
+        CHECK_EQ(mempool_put(own, x), 0);
+    }
+    CHECK_EQ(mempool_available(pool), 32);
+    mempool_destroy(own);
+    CHECK_EQ(mempool_available(pool), 32);
+    mempool_destroy(pool);
+}
+
 int main(void)
 {
     /* Children exit() (so that coverage counts them): nothing buffered
@@ -604,6 +677,7 @@ int main(void)
     CHECK(csteps > 3);
     fail_allocations();
     barrier_and_alloc_failures();
+    ordered_attach();
     soak(check_scale());
     CHECK_DONE();
 }

@@ -283,7 +283,9 @@ static void global_barrier_register(void)
 bool mempool__os_shared_barrier_init(void)
 {
     pthread_once(&global_barrier_once, global_barrier_register);
-    return global_barrier_granted;
+    /* The fault hook stands for a kernel that refuses it: the process's
+     * caches then run the ordered protocol. */
+    return global_barrier_granted && !os_barrier_fault();
 }
 
 bool mempool__os_shared_barrier(void)
