@@ -124,6 +124,10 @@ struct cache {
      * block words and how to fence, copied here so that its hit paths read
      * one private line and the slot's. */
     struct shm_cache *shared;
+    /* The same slot while its owner runs the fence-free protocol, else
+     * NULL: the one test that sends a call to the fast hit paths. Cleared
+     * with `shared`, and by destroy (a later pool may reuse the entry). */
+    struct shm_cache *shared_fast;
     _Atomic uint32_t *shared_mag;
     _Atomic uint64_t *shared_owners;
     uint32_t shared_slot, shared_size;

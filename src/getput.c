@@ -148,8 +148,8 @@ static NOINLINE void *get_full(mempool *pool, int64_t timeout_ns)
  * second lookup. */
 static NOINLINE void *get_miss(mempool *pool, struct cache *cache, int64_t timeout_ns)
 {
-    if (cache->shared && cache->pool == pool)
-        return mempool__shm_get_hit(pool, cache, timeout_ns);
+    if (cache->shared_fast)
+        return mempool__shm_get_fast(pool, cache, timeout_ns);
     return get_full(pool, timeout_ns);
 }
 
@@ -225,13 +225,14 @@ static NOINLINE int put_full(mempool *pool, void *block)
     return 0;
 }
 
-/* A put the hit path did not serve. A mode's put (a shared pool's, whose
- * own hit path comes next, or checked mode's) is a tail call from here,
- * before anything is saved. */
-static NOINLINE int put_miss(mempool *pool, void *block)
+/* A put the hit path did not serve, with the rotation it computed. A
+ * shared pool's (whose own hit path comes next, given the rotation) and a
+ * mode's (checked mode's) are tail calls from here, before anything is
+ * saved. */
+static NOINLINE int put_miss(mempool *pool, void *block, uint64_t rotated)
 {
-    if (unlikely(!pool))
-        return EINVAL;
+    if (pool->shm)
+        return mempool__shm_put_one(pool, block, rotated);
     if (pool->ops)
         return pool->ops->put(pool, block);
     return put_full(pool, block);
@@ -248,10 +249,10 @@ int mempool_put(mempool *pool, void *block)
 {
     /* The rotation first: a pool whose puts the hit path cannot serve (no
      * cache, tools) fails it at once and skips the cache entirely. */
-    uint64_t rotated;
-    if (likely(pool) &&
-        likely((rotated = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block)) <
-               pool->hit_limit)) {
+    if (unlikely(!pool))
+        return EINVAL;
+    uint64_t rotated = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block);
+    if (likely(rotated < pool->hit_limit)) {
         struct cache *cache = cache_lookup(pool);
         enum hit hit = cache_hit_put(pool, cache, &block, 1, &rotated);
         if (likely(hit == HIT_DONE))
@@ -259,7 +260,7 @@ int mempool_put(mempool *pool, void *block)
         if (hit == HIT_HONOUR)
             return put_honour(pool, cache);
     }
-    return put_miss(pool, block);
+    return put_miss(pool, block, rotated);
 }
 
 /* Hands n blocks the caller took, still unseen by anyone, back to the
@@ -383,7 +384,7 @@ static NOINLINE int put_bulk_miss(mempool *pool, void *const *blocks, size_t n)
         return EINVAL;
     }
     if (n == 1)
-        return put_miss(pool, blocks[0]);
+        return mempool_put(pool, blocks[0]);
     if (pool->ops)
         return pool->ops->put_bulk(pool, blocks, n);
     /* Each accepted block's entry is set to ENTRY_IN_CACHE at once, the state

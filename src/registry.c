@@ -134,6 +134,7 @@ static void caches_detach(mempool *pool)
 {
     for (struct cache *c = pool->caches; c; c = c->next) {
         c->pool = NULL;
+        c->shared = c->shared_fast = NULL;
         atomic_fetch_or_explicit(&c->unusual, CACHE_DETACHED, memory_order_relaxed);
     }
     pool->caches = NULL;

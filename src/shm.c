@@ -505,7 +505,7 @@ void mempool__shm_fork_child(struct shm *s)
     /* The forking thread's objects lead to its parent's cache slot: the
      * hit paths must not find it (the child is the only thread here). */
     for (struct cache *c = s->handle->caches; c; c = c->next)
-        c->shared = NULL;
+        c->shared = c->shared_fast = NULL;
     if (s->own >= 0)
         mempool__os_shm_close(s->own);
     s->own = -1;

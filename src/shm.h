@@ -279,10 +279,12 @@ MEMPOOL_INTERNAL bool mempool__shm_cache_put(mempool *pool, uint32_t index);
 /* The public single get and put of a shared pool: the hit path inline,
  * then the full call (errno set on failure; 0 or an errno value). */
 MEMPOOL_INTERNAL void *mempool__shm_get_one(mempool *pool, int64_t timeout_ns);
-/* The same, for a thread whose object for the pool leads to its slot
- * (c->pool == pool, c->shared set): the private miss path comes here. */
-MEMPOOL_INTERNAL void *mempool__shm_get_hit(mempool *pool, struct cache *c, int64_t timeout_ns);
-MEMPOOL_INTERNAL int mempool__shm_put_one(mempool *pool, void *block);
+/* The same, for a thread whose object for the pool has shared_fast set:
+ * the private miss path comes here. */
+MEMPOOL_INTERNAL void *mempool__shm_get_fast(mempool *pool, struct cache *c, int64_t timeout_ns);
+/* The put, given the rotation of the block's offset that the private hit
+ * path computed (cache.h's hit_index). */
+MEMPOOL_INTERNAL int mempool__shm_put_one(mempool *pool, void *block, uint64_t rotated);
 /* Under the lock: arms every slot and takes the blocks of every owner not
  * inside an operation (to the oldest waiters, else the free list). */
 MEMPOOL_INTERNAL void mempool__shm_reclaim(struct shm *s, struct shm_wakes *wk);

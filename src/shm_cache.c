@@ -130,6 +130,7 @@ static NOINLINE struct cache *attach_thread(mempool *pool)
         c->shared_flip = c->shared_cached ^ c->shared_out;
         c->shared_owners = s->owners;
         c->shared_ordered = CACHE_HIT_ORDERED || s->ordered;
+        c->shared_fast = c->shared_ordered ? NULL : c->shared;
     }
     /* The handle's list, under its private lock (which the shared lock
      * holds): destroy detaches every object on it. */
@@ -193,43 +194,11 @@ static NOINLINE bool refill(mempool *pool, struct cache *c, void **block)
     return done;
 }
 
-/* The hit path of a get: the top of the slot's magazine, after checking
- * that its count fits the magazine, its index the pool and its block word
- * says "in this slot". The index, or SHM_NONE (nothing changed) with
- * *unusual and *count as read. */
-static ALWAYS_INLINE uint32_t hit_get(const mempool *pool, struct cache *c, bool ordered,
-                                      uint32_t *unusual, uint32_t *count)
-{
-    struct shm_cache *sc = c->shared;
-    _Atomic uint64_t *owners = c->shared_owners;
-    uint32_t index = SHM_NONE;
-    busy_enter(&sc->busy, ordered);
-    uint32_t n = atomic_load_explicit(&sc->count, memory_order_relaxed);
-    uint32_t u = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
-    if (likely(!u) && likely(n - 1 < c->shared_size)) {
-        uint32_t i = atomic_load_explicit(&c->shared_mag[n - 1], memory_order_relaxed);
-        if (likely(i < pool->capacity)) {
-            uint64_t w = atomic_load_explicit(&owners[i], memory_order_relaxed);
-            if (likely(OWN_LOW(w) == c->shared_cached)) {
-                atomic_store_explicit(&sc->count, n - 1, memory_order_relaxed);
-                SHM_STEP();
-                atomic_store_explicit(&owners[i], w ^ c->shared_flip, memory_order_relaxed);
-                counter_own_add(&sc->gets, 1);
-                index = i;
-            }
-        }
-    }
-    busy_idle(&sc->busy, ordered);
-    *unusual = u;
-    *count = n;
-    return index;
-}
-
 /* After a hit: whether a steal request came meanwhile, which the caller
  * honours at once (what is left in the slot goes to the waiters). */
-static ALWAYS_INLINE bool armed_after(const struct cache *c)
+static ALWAYS_INLINE bool armed_after(const struct shm_cache *sc)
 {
-    return atomic_load_explicit(&c->shared->unusual, memory_order_seq_cst) & CACHE_ARMED;
+    return atomic_load_explicit(&sc->unusual, memory_order_seq_cst) & CACHE_ARMED;
 }
 
 /* After a hit that saw a steal request, with nothing else live: out of
@@ -298,33 +267,47 @@ static NOINLINE void *get_full(mempool *pool, int64_t timeout_ns)
     return block;
 }
 
-/* The single get on the slot's hit path, the fence protocol given. */
+/* The single get on the slot's hit path, the fence protocol given: the
+ * top of the slot's magazine, after checking that its count fits the
+ * magazine, its index the pool and its block word says "in this slot";
+ * anything else leaves the slot as it was and takes the full get. */
 static ALWAYS_INLINE void *get_hit(mempool *pool, struct cache *c, int64_t timeout_ns,
                                    bool ordered)
 {
-    uint32_t unusual, count;
-    uint32_t index = hit_get(pool, c, ordered, &unusual, &count);
-    if (likely(index != SHM_NONE)) {
-        /* A shared pool is always an arena. */
-        void *block = pool->base + (size_t)index * pool->stride;
-        if (unlikely(armed_after(c)) && count > 1)
-            return get_honour(pool, c, block);
-        return block;
+    struct shm_cache *sc = c->shared;
+    _Atomic uint64_t *owners = c->shared_owners;
+    busy_enter(&sc->busy, ordered);
+    uint32_t n = atomic_load_explicit(&sc->count, memory_order_relaxed);
+    uint32_t u = atomic_load_explicit(&sc->unusual, memory_order_seq_cst);
+    if (likely(!u) && likely(n - 1 < c->shared_size)) {
+        uint32_t i = atomic_load_explicit(&c->shared_mag[n - 1], memory_order_relaxed);
+        if (likely(i < pool->capacity)) {
+            uint64_t w = atomic_load_explicit(&owners[i], memory_order_relaxed);
+            if (likely(OWN_LOW(w) == c->shared_cached)) {
+                atomic_store_explicit(&sc->count, n - 1, memory_order_relaxed);
+                SHM_STEP();
+                atomic_store_explicit(&owners[i], w ^ c->shared_flip, memory_order_relaxed);
+                counter_own_add(&sc->gets, 1);
+                busy_idle(&sc->busy, ordered);
+                /* A shared pool is always an arena. An arm that came
+                 * meanwhile is honoured at once, even when the slot is
+                 * empty now (a lock for nothing, on a rare path, instead of
+                 * a test on the hot one). */
+                void *block = pool->base + (size_t)i * pool->stride;
+                if (unlikely(armed_after(sc)))
+                    return get_honour(pool, c, block);
+                return block;
+            }
+        }
     }
+    busy_idle(&sc->busy, ordered);
     return get_full(pool, timeout_ns);
 }
 
-/* The protocol is fixed at attach: the fence-free one is tested once and
+/* The protocol is fixed at attach: the fence-free one has its own entry,
  * compiled without the other's branches. */
-static NOINLINE void *get_hit_ordered(mempool *pool, struct cache *c, int64_t timeout_ns)
+void *mempool__shm_get_fast(mempool *pool, struct cache *c, int64_t timeout_ns)
 {
-    return get_hit(pool, c, timeout_ns, true);
-}
-
-void *mempool__shm_get_hit(mempool *pool, struct cache *c, int64_t timeout_ns)
-{
-    if (CACHE_HIT_ORDERED || unlikely(c->shared_ordered))
-        return get_hit_ordered(pool, c, timeout_ns);
     return get_hit(pool, c, timeout_ns, false);
 }
 
@@ -332,7 +315,7 @@ void *mempool__shm_get_one(mempool *pool, int64_t timeout_ns)
 {
     struct cache *c = cache_lookup(pool);
     if (c->pool == pool && c->shared) /* the sentinel's pool is NULL */
-        return mempool__shm_get_hit(pool, c, timeout_ns);
+        return get_hit(pool, c, timeout_ns, c->shared_ordered);
     return get_full(pool, timeout_ns);
 }
 
@@ -460,35 +443,30 @@ static ALWAYS_INLINE int put_hit(mempool *pool, struct cache *c, uint32_t index,
 {
     uint32_t unusual, count;
     if (likely(hit_put(c, index, ordered, &unusual, &count)))
-        return unlikely(armed_after(c)) ? put_honour(pool, c) : 0;
+        return unlikely(armed_after(c->shared)) ? put_honour(pool, c) : 0;
     return put_full(pool, block);
 }
 
-/* The same for the ordered protocol, and for strides the rotation does not
- * index. */
-static NOINLINE int put_hit_other(mempool *pool, struct cache *c, uint32_t index, void *block)
+/* The same for the ordered protocol, for strides the rotation does not
+ * index, and for a thread without a slot yet (the full put attaches it). */
+static NOINLINE int put_other(mempool *pool, struct cache *c, void *block)
 {
-    if (index == STACK_NIL)
-        return put_full(pool, block);
-    return put_hit(pool, c, index, block, CACHE_HIT_ORDERED || c->shared_ordered);
+    const char *what;
+    uint32_t index;
+    if (c->pool == pool && c->shared && /* the sentinel's pool is NULL */
+        (index = block_lookup(pool, block, &what)) != STACK_NIL)
+        return put_hit(pool, c, index, block, c->shared_ordered);
+    return put_full(pool, block);
 }
 
-int mempool__shm_put_one(mempool *pool, void *block)
+int mempool__shm_put_one(mempool *pool, void *block, uint64_t rotated)
 {
+    /* The rotation indexes power-of-two strides (valid_limit is 0 for the
+     * others). */
     struct cache *c = cache_lookup(pool);
-    if (likely(c->pool == pool) && likely(c->shared)) {
-        /* The rotation of the private hit path for power-of-two strides
-         * (valid_limit is 0 for the others), else the full lookup. */
-        uint64_t rotated = hit_index((uintptr_t)pool->base, pool->stride_shift & 63, block);
-        if (unlikely(rotated >= pool->valid_limit)) {
-            const char *what;
-            return put_hit_other(pool, c, block_lookup(pool, block, &what), block);
-        }
-        if (CACHE_HIT_ORDERED || unlikely(c->shared_ordered))
-            return put_hit_other(pool, c, (uint32_t)rotated, block);
+    if (likely(c->shared_fast) && likely(rotated < pool->valid_limit))
         return put_hit(pool, c, (uint32_t)rotated, block, false);
-    }
-    return put_full(pool, block);
+    return put_other(pool, c, block);
 }
 
 void mempool__shm_flush(mempool *pool)
@@ -594,7 +572,7 @@ void mempool__shm_cache_retire(mempool *pool, struct cache *c)
         pool->caches = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->shared = NULL;
+    c->shared = c->shared_fast = NULL;
     if (!s->forked) {
         mempool__shm_unlock(pool);
         mempool__shm_wake(s, &wk);

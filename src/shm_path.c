@@ -559,7 +559,7 @@ int mempool__shm_put(mempool *pool, void *const *blocks, size_t n)
 }
 
 const struct pool_ops mempool__shm_ops = {
-    .put = mempool__shm_put_one,
+    .put = NULL, /* single puts go to mempool__shm_put_one first (getput.c) */
     .put_bulk = mempool__shm_put,
     .got = NULL, /* gets never reach the private path, which calls it */
     .report = shm_report,
