@@ -198,6 +198,60 @@ static inline long check_cpus(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? n : 1;
 }
+
+#include <stdbool.h>
+#include <sys/wait.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+/* True when the process maps memory only as the program asks: not under a
+ * sanitizer (shadow memory, quarantines), memcheck or an emulator. */
+static inline bool plain_process(void)
+{
+#ifdef HAVE_MEMCHECK
+    if (RUNNING_ON_VALGRIND)
+        return false;
+#endif
+    return !UNDER_TSAN && !__asan_poison_memory_region && !getenv("MEMPOOL_TEST_EMULATOR");
+}
+
+static inline long vm_size_kb(void)
+{
+    long kb = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Runs body in a child, for a change to the process that is for good (a
+ * limit, a filter); the child's failed checks fail the test. */
+static inline void in_child(void (*body)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        body();
+        exit(check_failures ? 1 : 0); /* a normal exit: coverage builds count it */
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 #endif
 
 #endif

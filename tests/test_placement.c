@@ -511,41 +511,6 @@ static void test_numa(void)
     CHECK_EQ(errno, EINVAL);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-/* True when the process maps memory only as the program asks: not under a
- * sanitizer (shadow memory, quarantines), memcheck or an emulator. */
-static bool plain_process(void)
-{
-#ifdef HAVE_MEMCHECK
-    if (RUNNING_ON_VALGRIND)
-        return false;
-#endif
-    return !UNDER_TSAN && !__asan_poison_memory_region && !getenv("MEMPOOL_TEST_EMULATOR");
-}
-
-static long vm_size_kb(void)
-{
-    long kb = 0;
-    char line[256];
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* An arena aligned past the page size is mapped with room to align it and
  * the rest unmapped at once: creating and destroying such pools gives every
  * byte of address space back. Catches a trim that leaves the head or the
@@ -568,22 +533,6 @@ static void test_aligned_unmapped(void)
     }
     if (plain_process())
         CHECK_EQ(vm_size_kb(), before);
-}
-
-/* Runs body in a child, for a change to the process that is for good (a
- * limit, a filter); the child's failed checks fail the test. */
-static void in_child(void (*body)(void))
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        body();
-        exit(check_failures ? 1 : 0); /* a normal exit: coverage builds count it */
-    }
-    int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void no_numa_calls_child(void)

@@ -620,6 +620,16 @@ static void test_named(void)
     size_t index = mempool_index(pool, held);
     CHECK_EQ(mempool_put(again, mempool_block(again, index)), 0);
     CHECK_EQ(mempool_available(pool), 4);
+    /* A descriptor the header cannot be read through (write-only): the
+     * caller may not read the segment, EACCES. Catches an open that
+     * reports a permission problem as a corrupt segment. */
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    int wronly = open(path, O_WRONLY | O_CLOEXEC);
+    if (wronly >= 0) {
+        CHECK(mempool_shm_open_fd(wronly) == NULL && errno == EACCES);
+        close(wronly);
+    }
     CHECK_EQ(mempool_shm_unlink(name), 0);
     CHECK_EQ(mempool_shm_unlink(name), ENOENT);
     CHECK(mempool_shm_open(name) == NULL && errno == ENOENT);
@@ -966,6 +976,9 @@ static void test_fork_child_handle(void)
         void *b = own ? mempool_get(own) : NULL;
         ok &= b != NULL && mempool_put(own, b) == 0;
         mempool_destroy(own);
+        /* The inherited handle may be destroyed: its memory goes, the
+         * parent's attachment stays (checked below). */
+        mempool_destroy(pool);
         exit(ok ? 0 : 1);
     }
     CHECK_EQ(reap(pid), 0);
@@ -1018,6 +1031,80 @@ static void test_create_fails(void)
         exit(ok ? 0 : 1);
     }
     CHECK_EQ(reap(pid), 0);
+}
+
+/* Creation and attach when the kernel refuses the mapping or a
+ * descriptor: under an address-space limit a little above what the process
+ * maps, a segment that does not fit fails to map (ENOMEM); with room for
+ * one descriptor only, the segment's opens and the attach's own one does
+ * not (EMFILE), and an open has none left for its copy. Each leaves no name
+ * behind and no descriptor open. Catches a failed create that leaks its
+ * name, its descriptor or a half-made handle. Run in a child (the limits
+ * are for good); not under a sanitizer, memcheck or an emulator, which need
+ * the address space. */
+static int lowest_free_fd(void)
+{
+    int fd = dup(0);
+    REQUIRE(fd >= 0);
+    close(fd);
+    return fd;
+}
+
+static void create_limits_child(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "/mempool-test-limits-%ld", (long)getpid());
+    long kb = vm_size_kb();
+    REQUIRE(kb > 0);
+    struct rlimit as = { ((rlim_t)kb << 10) + (64u << 20), RLIM_INFINITY };
+    REQUIRE(setrlimit(RLIMIT_AS, &as) == 0);
+    mempool_config big = config_of(1u << 16, 4096); /* 256 MiB of blocks */
+    errno = 0;
+    CHECK(mempool_shm_create(NULL, &big, 0) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(mempool_shm_create(name, &big, 0) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(mempool_shm_unlink(name), ENOENT);
+    as.rlim_cur = RLIM_INFINITY; /* lifted for the exit (coverage counts) */
+    REQUIRE(setrlimit(RLIMIT_AS, &as) == 0);
+
+    mempool_config small = config_of(16, 64);
+    mempool *pool = mempool_shm_create(NULL, &small, 0);
+    REQUIRE(pool);
+    struct rlimit saved, nofile;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    int free_fd = lowest_free_fd();
+    nofile = saved;
+    nofile.rlim_cur = (rlim_t)free_fd + 1;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &nofile) == 0);
+    errno = 0;
+    CHECK(mempool_shm_create(NULL, &small, 0) == NULL);
+    CHECK_EQ(errno, EMFILE);
+    errno = 0;
+    CHECK(mempool_shm_create(name, &small, 0) == NULL);
+    CHECK_EQ(errno, EMFILE);
+    CHECK_EQ(mempool_shm_unlink(name), ENOENT);
+    nofile.rlim_cur = (rlim_t)free_fd;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &nofile) == 0);
+    errno = 0;
+    CHECK(mempool_shm_open_fd(mempool_shm_fd(pool)) == NULL);
+    CHECK_EQ(errno, EMFILE);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK_EQ(lowest_free_fd(), free_fd);
+    mempool *again = mempool_shm_open_fd(mempool_shm_fd(pool));
+    CHECK(again != NULL);
+    mempool_destroy(again);
+    mempool_destroy(pool);
+}
+
+static void test_create_limits(void)
+{
+    if (!plain_process()) {
+        puts("create limits: skipped under a sanitizer, memcheck or an emulator");
+        return;
+    }
+    in_child(create_limits_child);
 }
 
 /* Live state scribbled on by a peer: a free list naming a block that is
@@ -1254,6 +1341,26 @@ static void test_bad_segments(void)
         CHECK(mempool_shm_open_fd(copy) == NULL && errno == EPROTO);
         close(copy);
     }
+    /* Geometry fields with values the layout refuses, each alone: an
+     * alignment past the largest a segment keeps, caches of one block and
+     * of more than the largest size. Catches a layout check that lets one
+     * of them through (the offsets would be computed from it). */
+    static const struct {
+        size_t at, width;
+        uint64_t value;
+    } refused[] = { { 48, 8, 8192 }, { 124, 4, 1 }, { 124, 4, 8192 } };
+    for (size_t r = 0; r < sizeof refused / sizeof refused[0]; r++) {
+        int copy = memfd_create("copy", MFD_ALLOW_SEALING);
+        REQUIRE(copy >= 0);
+        unsigned char saved8[8];
+        memcpy(saved8, image + refused[r].at, 8);
+        memcpy(image + refused[r].at, &refused[r].value, refused[r].width); /* little-endian */
+        REQUIRE(pwrite(copy, image, size, 0) == (ssize_t)size);
+        memcpy(image + refused[r].at, saved8, 8);
+        fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+        CHECK(mempool_shm_open_fd(copy) == NULL && errno == EPROTO);
+        close(copy);
+    }
     int tiny = memfd_create("tiny", MFD_ALLOW_SEALING);
     REQUIRE(tiny >= 0 && pwrite(tiny, image, 16, 0) == 16);
     fcntl(tiny, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
@@ -1299,6 +1406,7 @@ int main(void)
     test_recovery_unasked();
     test_broken_grant();
     test_create_fails();
+    test_create_limits();
     test_live_corruption();
     test_bulk_wait_close();
     test_many_sleepers();

@@ -143,18 +143,58 @@ static void test_threads(unsigned flags)
     mempool_destroy(pool);
 }
 
-static void test_print_and_errors(void)
+/* The report of a pool's statistics, as text. */
+static void print_of(mempool *pool, char *text, size_t size)
 {
-    mempool *pool = pool_with(8, 0, 0);
-    void *b = mempool_get(pool);
     FILE *f = tmpfile();
     REQUIRE(f != NULL);
     CHECK_EQ(mempool_stats_print(pool, f), 0);
     rewind(f);
-    char text[512] = { 0 };
-    size_t len = fread(text, 1, sizeof text - 1, f);
+    size_t len = fread(text, 1, size - 1, f);
+    text[len] = 0;
     fclose(f);
-    CHECK(len > 0);
+}
+
+/* The arena line says where the blocks live: the caller's region for a
+ * placed pool, a shared segment for a shared one (where the system has
+ * them). Catches a line that calls every arena the pool's own mapping. */
+static void test_arena_line_kinds(void)
+{
+    char text[512];
+    mempool_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = 16;
+    c.block_size = 64;
+    size_t bytes = mempool_arena_bytes(&c);
+    void *region = malloc(bytes);
+    REQUIRE(region);
+    c.memory = region;
+    c.memory_size = bytes;
+    mempool *placed = mempool_create(&c);
+    REQUIRE(placed);
+    print_of(placed, text, sizeof text);
+    CHECK(strstr(text, "the caller's region") != NULL);
+    mempool_destroy(placed);
+    free(region);
+    c.memory = NULL;
+    c.memory_size = 0;
+    mempool *shared = mempool_shm_create(NULL, &c, 0);
+    if (!shared) {
+        CHECK_EQ(errno, ENOSYS);
+        return;
+    }
+    print_of(shared, text, sizeof text);
+    CHECK(strstr(text, "a shared segment") != NULL);
+    mempool_destroy(shared);
+}
+
+static void test_print_and_errors(void)
+{
+    mempool *pool = pool_with(8, 0, 0);
+    void *b = mempool_get(pool);
+    char text[512];
+    print_of(pool, text, sizeof text);
+    CHECK(text[0] != 0);
     CHECK(strstr(text, "gets 1") != NULL);
     CHECK(strstr(text, "out now 1") != NULL);
     /* The arena line describes this pool's arena: 8 blocks of stride 32. */
@@ -280,6 +320,7 @@ int main(void)
     test_threads(MEMPOOL_NO_CACHE);
     test_threads(0);
     test_print_and_errors();
+    test_arena_line_kinds();
     test_print_generator();
     test_high_after_bulk(MEMPOOL_NO_CACHE);
     test_high_after_bulk(0);
