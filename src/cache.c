@@ -54,10 +54,7 @@ static struct cache *cache_attach(mempool *pool, struct cache **entry)
     if (size && pool->caches_armed)
         unusual |= CACHE_ARMED;
     atomic_store_explicit(&c->unusual, unusual, memory_order_relaxed);
-    c->next = pool->caches;
-    if (pool->caches)
-        pool->caches->prev = c;
-    pool->caches = c;
+    cache_link(pool, c);
     os_unlock(&pool->lock);
     *entry = c;
     return c;

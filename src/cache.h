@@ -159,6 +159,27 @@ static inline bool cache_is_real(const mempool *pool, const struct cache *c)
     return c != &mempool__sentinel && c->pool == pool;
 }
 
+/* The pool's list of its threads' objects (under the pool's lock): destroy
+ * detaches every object on it. */
+static inline void cache_link(mempool *pool, struct cache *c)
+{
+    c->prev = NULL;
+    c->next = pool->caches;
+    if (pool->caches)
+        pool->caches->prev = c;
+    pool->caches = c;
+}
+
+static inline void cache_unlink(mempool *pool, struct cache *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        pool->caches = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
 /* Attaching (cache.c) and the thread's directory (registry.c). */
 /* The calling thread's own cache for the pool, attaching one on first use
  * (a size-0 one in a pool without caching), or NULL when it cannot have one

@@ -240,12 +240,7 @@ static void cache_retire(mempool *pool, struct cache *c)
             mempool__depot_shrink(&pool->depot);
         c->size = 0;
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        pool->caches = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    cache_unlink(pool, c);
     mempool__wait_bit_update(pool);
     mempool__unlock_and_wake(pool, &wk);
 }

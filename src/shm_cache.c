@@ -132,12 +132,7 @@ static NOINLINE struct cache *attach_thread(mempool *pool)
         c->shared_ordered = CACHE_HIT_ORDERED || s->ordered;
         c->shared_fast = c->shared_ordered ? NULL : c->shared;
     }
-    /* The handle's list, under its private lock (which the shared lock
-     * holds): destroy detaches every object on it. */
-    c->next = pool->caches;
-    if (pool->caches)
-        pool->caches->prev = c;
-    pool->caches = c;
+    cache_link(pool, c); /* under the handle's lock, which the shared one holds */
     mempool__shm_unlock(pool);
     *entry = c;
     return c;
@@ -513,9 +508,16 @@ void mempool__shm_settle(struct shm *s)
         atomic_load_explicit(&s->state->queued, memory_order_relaxed) != 0 ||
         atomic_load_explicit(&s->state->free_count, memory_order_relaxed) < s->h.cache_size)
         return;
-    for (uint32_t k = 0; k < s->h.caches; k++)
-        atomic_fetch_and_explicit(&s->caches[k].unusual, ~(uint32_t)CACHE_ARMED,
-                                  memory_order_relaxed);
+    /* Only lock holders arm a slot, and a slot claimed later starts from
+     * the pool's state: a read-modify-write for armed slots only, not one
+     * per slot of the table. */
+    for (uint32_t k = 0; k < s->h.caches; k++) {
+        struct shm_cache *sc = &s->caches[k];
+        if (atomic_load_explicit(&sc->owner, memory_order_relaxed) &&
+            (atomic_load_explicit(&sc->unusual, memory_order_relaxed) & CACHE_ARMED))
+            atomic_fetch_and_explicit(&sc->unusual, ~(uint32_t)CACHE_ARMED,
+                                      memory_order_relaxed);
+    }
     atomic_store_explicit(&s->state->armed, 0, memory_order_relaxed);
 }
 
@@ -566,12 +568,7 @@ void mempool__shm_cache_retire(mempool *pool, struct cache *c)
             slot_free(s, c->shared_slot);
         }
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        pool->caches = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    cache_unlink(pool, c);
     c->shared = c->shared_fast = NULL;
     if (!s->forked) {
         mempool__shm_unlock(pool);
