@@ -3,10 +3,12 @@
  * processes it needs; a child reports through its exit status (0: all its
  * checks held) or through a pipe. */
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -500,6 +502,43 @@ static void test_hostile_waiters(void)
     CHECK_EQ(r.blocks, 4); /* the four it did not take */
     CHECK_EQ(mempool_put(pool, got), 0);
     CHECK_EQ(mempool_put_bulk(pool, all + 5, 3), 0);
+    CHECK_EQ(mempool_available(pool), 8);
+    /* A sleeping waiter's state scribbled to a value no waiter has, its
+     * futex woken: the get fails with EPROTO (nothing was granted to it)
+     * and the pool goes on whole. Catches a get that reports a scribbled
+     * state as a close, or takes blocks it was not granted. */
+    REQUIRE(mempool_get_bulk(pool, all, 8, 0) == 0);
+    struct timed lost = { .pool = pool, .n = 1, .timeout = 10000000000 };
+    REQUIRE(pthread_create(&t, NULL, timed_get, &lost) == 0);
+    wait_for_waits(pool, 2);
+    w = atomic_load(first);
+    REQUIRE(w < 1024);
+    _Atomic uint32_t *state = (_Atomic uint32_t *)(seg + waiters_offset + (size_t)w * 64);
+    atomic_store(state, 9);
+    syscall(SYS_futex, state, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(lost.rc, EPROTO);
+    CHECK_EQ(mempool_put_bulk(pool, all, 8), 0);
+    CHECK_EQ(mempool_recover(pool, 0, NULL), 0);
+    CHECK_EQ(mempool_available(pool), 8);
+    /* The lock word naming this very process while none of its threads
+     * holds it (a peer wrote it): the next locker takes it over after a
+     * slice instead of waiting for itself for ever. The id is the slot's
+     * index and generation (src/shm.h's PROC_ID). */
+    uint64_t procs_offset;
+    memcpy(&procs_offset, seg + 80, 8);
+    uint32_t id = UINT32_MAX;
+    for (uint32_t k = 0; k < 128; k++) {
+        uint64_t word = atomic_load((_Atomic uint64_t *)(seg + procs_offset + (size_t)k * 64));
+        int64_t pid = atomic_load((_Atomic int64_t *)(seg + procs_offset + (size_t)k * 64 + 8));
+        if ((uint32_t)word == 1 && pid == (int64_t)getpid())
+            id = k | ((uint32_t)(word >> 32) & 0x3FFFFFu) << 7;
+    }
+    REQUIRE(id != UINT32_MAX);
+    atomic_store((_Atomic uint32_t *)(seg + state_offset), id + 1);
+    void *one = mempool_try_get(pool);
+    CHECK(one != NULL);
+    CHECK_EQ(mempool_put(pool, one), 0);
     CHECK_EQ(mempool_available(pool), 8);
     /* A one-slot cycle posing as a queued waiter. */
     _Atomic uint32_t *slot = (_Atomic uint32_t *)(seg + waiters_offset + 7 * 64);
