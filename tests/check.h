@@ -182,6 +182,18 @@ static inline void check_sneak_write(unsigned char *p, unsigned char value)
 #endif
 }
 
+/* Whether ThreadSanitizer instruments this build. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
 /* The CPUs online, at least 1. */
 #if defined(_WIN32)
 #include <windows.h>
@@ -201,17 +213,6 @@ static inline long check_cpus(void)
 
 #include <stdbool.h>
 #include <sys/wait.h>
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 /* True when the process maps memory only as the program asks: not under a
  * sanitizer (shadow memory, quarantines), memcheck or an emulator. */

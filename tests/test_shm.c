@@ -162,6 +162,19 @@ static void test_config(void)
         peer = mempool_shm_open_fd(mempool_shm_fd(seg0));
         CHECK(peer != NULL);
         mempool_destroy(peer);
+        /* A named segment opened by name may land there too. */
+        char name[64];
+        snprintf(name, sizeof name, "/mempool-test-fd0-%ld", (long)getpid());
+        mempool *named = mempool_shm_create(name, &c, 0);
+        CHECK(named != NULL);
+        close(0);
+        peer = mempool_shm_open(name);
+        CHECK(peer != NULL);
+        void *b = peer ? mempool_get(peer) : NULL;
+        CHECK(b != NULL && mempool_put(peer, b) == 0);
+        mempool_destroy(peer);
+        mempool_destroy(named);
+        CHECK_EQ(mempool_shm_unlink(name), 0);
         REQUIRE(dup2(saved, 0) == 0);
         close(saved);
         mempool_destroy(seg0);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shm_layout.h"
 
 extern _Atomic long mempool__shm_crash_countdown;
 extern _Atomic long mempool__fault_countdown;
@@ -486,29 +487,6 @@ static void soak(double scale)
     munmap(board, sizeof *board);
 }
 
-/* The busy word of the segment's only taken cache slot (src/shm.h's
- * layouts: the slots' offset at 128 in the header, 64 bytes each, the
- * owner first, then busy). */
-static uint32_t only_slot_busy(int fd)
-{
-    struct stat st;
-    REQUIRE(fstat(fd, &st) == 0);
-    unsigned char *seg = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    REQUIRE(seg != MAP_FAILED);
-    uint64_t caches_offset;
-    memcpy(&caches_offset, seg + 128, 8);
-    uint32_t busy = UINT32_MAX;
-    int taken = 0;
-    for (int k = 0; k < 256; k++)
-        if (*(volatile uint32_t *)(seg + caches_offset + (size_t)k * 64)) {
-            busy = *(volatile uint32_t *)(seg + caches_offset + (size_t)k * 64 + 4);
-            taken++;
-        }
-    munmap(seg, (size_t)st.st_size);
-    CHECK_EQ(taken, 1);
-    return busy;
-}
-
 /* A barrier across processes that fails (as one refused by a seccomp filter
  * installed after attach): the reclaimer may not take a slot whose owner ran
  * fence-free, so a try_get leaves the blocks parked there; the owner's next
@@ -530,51 +508,67 @@ static void barrier_and_alloc_failures(void)
     c.capacity = 32;
     c.block_size = 64;
     c.cache_size = 8;
+    /* The owner's next call after the request: a get (round 0), or a put
+     * of a block it holds (round 1); either hands the slot over. A pool
+     * for each round: the child's slot is the only one. */
+    for (int round = 0; round < 2; round++) {
+        mempool *pool = mempool_shm_create(NULL, &c, 0);
+        REQUIRE(pool);
+        int fd = mempool_shm_fd(pool);
+        int ready[2], go[2];
+        REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            mempool *own = mempool_shm_open_fd(fd);
+            void *b[9];
+            int ok = own != NULL;
+            for (int i = 0; ok && i < 9; i++)
+                ok = (b[i] = mempool_get(own)) != NULL;
+            for (int i = 0; ok && i < 8; i++)
+                ok = mempool_put(own, b[i]) == 0; /* 8 in the slot, 1 held */
+            char x = 'k';
+            ok = write(ready[1], &x, 1) == 1 && ok;
+            ok = read(go[0], &x, 1) == 1 && ok;
+            if (round == 0) {
+                void *one = own ? mempool_try_get(own) : NULL; /* sees the request */
+                ok = (!one || mempool_put(own, one) == 0) && ok;
+            }
+            ok = own && mempool_put(own, b[8]) == 0 && ok; /* round 1: sees it here */
+            ok = write(ready[1], &x, 1) == 1 && ok;
+            ok = read(go[0], &x, 1) == 1 && ok;
+            _exit(ok ? 0 : 1);
+        }
+        char x;
+        REQUIRE(read(ready[0], &x, 1) == 1);
+        /* How the child's slot was left: fence-free (0), or ordered (2, in
+         * builds that run the ordered protocol), which a reclaimer may take
+         * without the barrier. */
+        uint32_t busy = only_slot_busy(fd);
+        REQUIRE(busy == 0 || busy == 2);
+        atomic_store(&mempool__fault_barrier, 1);
+        void *all[32];
+        size_t n = 0;
+        for (void *b; (b = mempool_try_get(pool)) != NULL;)
+            all[n++] = b;
+        CHECK(busy == 0 ? n < 31 : n == 31); /* one block is held */
+        atomic_store(&mempool__fault_barrier, 0);
+        REQUIRE(write(go[1], "g", 1) == 1);
+        REQUIRE(read(ready[0], &x, 1) == 1);
+        for (void *b; n < 32 && (b = mempool_try_get(pool)) != NULL;)
+            all[n++] = b;
+        CHECK_EQ(n, 32);
+        CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
+        REQUIRE(write(go[1], "g", 1) == 1);
+        CHECK_EQ(reap(pid), 0);
+        for (int i = 0; i < 2; i++) {
+            close(ready[i]);
+            close(go[i]);
+        }
+        mempool_destroy(pool);
+    }
     mempool *pool = mempool_shm_create(NULL, &c, 0);
     REQUIRE(pool);
-    int fd = mempool_shm_fd(pool), ready[2], go[2];
-    REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        mempool *own = mempool_shm_open_fd(fd);
-        void *b[8];
-        int ok = own != NULL;
-        for (int i = 0; ok && i < 8; i++)
-            ok = (b[i] = mempool_get(own)) != NULL;
-        for (int i = 0; ok && i < 8; i++)
-            ok = mempool_put(own, b[i]) == 0;
-        char x = 'k';
-        ok = write(ready[1], &x, 1) == 1 && ok;
-        ok = read(go[0], &x, 1) == 1 && ok;
-        void *one = own ? mempool_try_get(own) : NULL; /* sees the steal request */
-        ok = (!one || mempool_put(own, one) == 0) && ok;
-        ok = write(ready[1], &x, 1) == 1 && ok;
-        ok = read(go[0], &x, 1) == 1 && ok;
-        _exit(ok ? 0 : 1);
-    }
-    char x;
-    REQUIRE(read(ready[0], &x, 1) == 1);
-    /* How the child's slot was left: fence-free (0), or ordered (2, in
-     * builds that run the ordered protocol), which a reclaimer may take
-     * without the barrier. */
-    uint32_t busy = only_slot_busy(fd);
-    REQUIRE(busy == 0 || busy == 2);
-    atomic_store(&mempool__fault_barrier, 1);
-    void *all[32];
-    size_t n = 0;
-    for (void *b; (b = mempool_try_get(pool)) != NULL;)
-        all[n++] = b;
-    CHECK(busy == 0 ? n < 32 : n == 32);
-    atomic_store(&mempool__fault_barrier, 0);
-    REQUIRE(write(go[1], "g", 1) == 1);
-    REQUIRE(read(ready[0], &x, 1) == 1);
-    for (void *b; (b = mempool_try_get(pool)) != NULL;)
-        all[n++] = b;
-    CHECK_EQ(n, 32);
-    CHECK_EQ(mempool_put_bulk(pool, all, n), 0);
-    REQUIRE(write(go[1], "g", 1) == 1);
-    CHECK_EQ(reap(pid), 0);
     for (long k = 1; k <= 3; k++) {
         pthread_t t;
         REQUIRE(pthread_create(&t, NULL, pair_once, pool) == 0);

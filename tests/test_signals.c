@@ -26,16 +26,7 @@ static atomic_int handled;
  * The signal still interrupts the system call, which is what is under test,
  * so under TSan the test does not wait for each handler, and checks only
  * afterwards that the handlers ran. */
-#if defined(__SANITIZE_THREAD__)
-#define SIGNALS_DEFERRED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SIGNALS_DEFERRED 1
-#endif
-#endif
-#ifndef SIGNALS_DEFERRED
-#define SIGNALS_DEFERRED 0
-#endif
+#define SIGNALS_DEFERRED UNDER_TSAN /* check.h */
 
 /* How long to wait for a handler before giving up on it. */
 static int64_t handler_wait_ns(void)
