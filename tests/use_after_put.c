@@ -5,7 +5,8 @@
  * invalid write, and with "leak" a report of the block never put back;
  * "clean" makes only legal uses ("generator-clean": of malloc'd blocks);
  * "never-got" writes to a block that was never handed out (free from the
- * start: poisoned at creation). Not a ctest test on its own: it commits the bug on purpose. */
+ * start: poisoned at creation); "checked-bulk" puts the block back with a
+ * bulk put of a checked pool (its own path) before writing to it. Not a ctest test on its own: it commits the bug on purpose. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "arena";
     mempool_config cfg = { .capacity = 256, .block_size = 40 };
+    if (!strcmp(mode, "checked-bulk"))
+        cfg.flags = MEMPOOL_CHECKED;
     if (strstr(mode, "generator")) {
         /* Blocks from malloc: ASan knows their size, so they are tracked too. */
         cfg.block_size = 0;
@@ -41,8 +44,13 @@ int main(int argc, char **argv)
     char *neighbour = mempool_get(pool);
     memset(block, 1, 40);
     memset(neighbour, 2, 40); /* in use: must never be reported */
-    if (mempool_put(pool, block) != 0)
+    if (!strcmp(mode, "checked-bulk")) {
+        void *two[2] = { block, mempool_get(pool) };
+        if (mempool_put_bulk(pool, two, 2) != 0)
+            return 2;
+    } else if (mempool_put(pool, block) != 0) {
         return 2;
+    }
     if (!strcmp(mode, "leak")) {
         /* neighbour is never put back: destroy must report it */
         mempool_destroy(pool);
