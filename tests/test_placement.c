@@ -301,6 +301,16 @@ static void test_errors(void)
     c.memory_size = 8 * 64 - 1;
     c.alignment = 1;
     EXPECT_EINVAL(c);
+    /* A region smaller than the way to its first aligned address: the
+     * room after the padding must not be computed as negative (it would
+     * wrap to a huge size and be taken). */
+    c = arena;
+    c.capacity = 1;
+    c.block_size = 16;
+    c.alignment = 1024;
+    c.memory = (char *)(((uintptr_t)region + 1023) & ~(uintptr_t)1023) + 1;
+    c.memory_size = 16;
+    EXPECT_EINVAL(c);
     c = generator; /* a region in generator mode */
     c.memory = region;
     c.memory_size = sizeof region;
