@@ -152,6 +152,39 @@ static void test_put_hands_off(enum waiter_call kind)
     mempool_destroy(pool);
 }
 
+/* The same hand-off on a pool with thread caches, every cache empty when
+ * the get goes to sleep: the put it waits for reaches it, not the putter's
+ * own cache (the get armed the caches before sleeping, though they all
+ * read empty). Catches a reclaim that skips arming for a get about to
+ * sleep because the counts read zero, as it may for a polling try_get. */
+static void test_put_hands_off_cached(void)
+{
+    mempool_config cfg = { .capacity = 64, .block_size = 64, .cache_size = 16 };
+    mempool *pool = mempool_create(&cfg);
+    REQUIRE(pool != NULL);
+    void *all[64];
+    REQUIRE(mempool_get_bulk(pool, all, 64, 0) == 0);
+    mempool_flush(pool); /* this thread's cache is empty too */
+    struct waiter w = { .pool = pool, .call = WAITER_GET_TIMEOUT, .timeout_ns = 30 * SECOND };
+    waiter_start(&w);
+    REQUIRE(waiter_wait_asleep(&w));
+    CHECK_EQ(mempool_put(pool, all[0]), 0);
+    errno = 0;
+    void *mine = mempool_try_get(pool);
+    CHECK(mine == NULL);
+    CHECK_EQ(errno, EAGAIN);
+    if (mine)
+        CHECK_EQ(mempool_put(pool, mine), 0);
+    CHECK(waiter_wait_done(&w, 10 * SECOND));
+    waiter_join(&w);
+    CHECK(w.block == all[0]);
+    if (w.block)
+        CHECK_EQ(mempool_put(pool, w.block), 0);
+    CHECK_EQ(mempool_put_bulk(pool, all + 1, 63), 0);
+    CHECK_EQ(mempool_available(pool), 64);
+    mempool_destroy(pool);
+}
+
 /* Many threads get and put on a small pool, most of them waiting most of the
  * time. A lost wake-up leaves a thread asleep forever, caught by the
  * deadline; a shadow owner per block catches a block given to two threads. */
@@ -369,6 +402,7 @@ int main(void)
     test_put_hands_off(WAITER_GET);
     test_put_hands_off(WAITER_GET_TIMEOUT);
     test_put_hands_off(WAITER_GET_BULK);
+    test_put_hands_off_cached();
     test_many_waiters_and_putters();
     test_ping_pong();
     test_put_bulk_wakes_many();

@@ -163,6 +163,55 @@ static void test_concurrent_create(void)
     }
 }
 
+/* A bulk get that waits for more than is free (all-or-nothing, with more
+ * than a slot's worth free): the slots stay armed until it is served, so
+ * every put goes to it and no get passes it. Catches a put that lands in
+ * the putter's slot while a bulk waiter is queued, and a get that takes it
+ * back past the waiter. */
+struct bulk48 {
+    mempool *pool;
+    void *b[48];
+    int rc;
+};
+
+static void *bulk_get_48(void *arg)
+{
+    struct bulk48 *a = arg;
+    a->rc = mempool_get_bulk(a->pool, a->b, 48, 10000000000);
+    return NULL;
+}
+
+static void test_bulk_waiter_keeps_armed(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    void *warm = mempool_get(pool); /* this thread's slot, warm */
+    REQUIRE(warm);
+    CHECK_EQ(mempool_put(pool, warm), 0);
+    void *held[20];
+    REQUIRE(mempool_get_bulk(pool, held, 20, 0) == 0);
+    struct bulk48 a = { .pool = pool };
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, bulk_get_48, &a) == 0);
+    for (int i = 0; i < 5000 && stats_of(pool).waits < 1; i++)
+        check_sleep_ns(1000000);
+    REQUIRE(stats_of(pool).waits >= 1);
+    CHECK_EQ(mempool_put(pool, held[0]), 0);
+    CHECK_EQ(mempool_put(pool, held[1]), 0);
+    errno = 0;
+    void *x = mempool_try_get(pool);
+    CHECK(x == NULL && errno == EAGAIN);
+    if (x)
+        CHECK_EQ(mempool_put(pool, x), 0);
+    for (int i = 2; i < 20; i++)
+        CHECK_EQ(mempool_put(pool, held[i]), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(a.rc, 0);
+    if (a.rc == 0)
+        CHECK_EQ(mempool_put_bulk(pool, a.b, 48), 0);
+    CHECK_EQ(mempool_available(pool), 64);
+    mempool_destroy(pool);
+}
+
 /* A stride that is not a power of two (48-byte blocks): the put's hit path
  * cannot use the rotation and finds the index by the full lookup, then
  * serves from the slot as for any other stride. Catches a hit path that
@@ -1051,6 +1100,7 @@ int main(void)
     test_hits();
     test_odd_stride();
     test_concurrent_create();
+    test_bulk_waiter_keeps_armed();
     test_no_stranding();
     test_killed_with_cache();
     test_fifo_with_caches();
