@@ -453,6 +453,9 @@ static void test_unready_named(void)
     REQUIRE(fd >= 0);
     REQUIRE(ftruncate(fd, 1 << 20) == 0);
     int64_t t0 = check_now_ns();
+    /* The caller's errno says EINTR: the naps between looks must not take
+     * it for an interrupted one and sleep again for ever. */
+    errno = EINTR;
     CHECK(mempool_shm_open(name) == NULL && errno == EPROTO);
     CHECK(check_now_ns() - t0 > 500000000);
     close(fd);
@@ -1064,8 +1067,17 @@ static void test_process_table(void)
     mempool_destroy(pool);
 }
 
+/* The lowest descriptor number free now. */
+static int lowest_free_fd(void)
+{
+    int fd = dup(0);
+    REQUIRE(fd >= 0);
+    close(fd);
+    return fd;
+}
+
 /* A process that cannot grow a file cannot create a segment: ENOMEM, and
- * no name is left behind. */
+ * no name or descriptor is left behind. */
 static void test_create_fails(void)
 {
     pid_t pid = fork();
@@ -1077,9 +1089,11 @@ static void test_create_fails(void)
         mempool_config c = config_of(1024, 1024);
         char name[64];
         snprintf(name, sizeof name, "/mempool-test-fsize-%ld", (long)getpid());
+        int free_fd = lowest_free_fd();
         int ok = mempool_shm_create(NULL, &c, 0) == NULL && errno == ENOMEM;
         ok &= mempool_shm_create(name, &c, 0) == NULL && errno == ENOMEM;
         ok &= mempool_shm_unlink(name) == ENOENT;
+        ok &= lowest_free_fd() == free_fd;
         exit(ok ? 0 : 1);
     }
     CHECK_EQ(reap(pid), 0);
@@ -1094,14 +1108,6 @@ static void test_create_fails(void)
  * name, its descriptor or a half-made handle. Run in a child (the limits
  * are for good); not under a sanitizer, memcheck or an emulator, which need
  * the address space. */
-static int lowest_free_fd(void)
-{
-    int fd = dup(0);
-    REQUIRE(fd >= 0);
-    close(fd);
-    return fd;
-}
-
 static void create_limits_child(void)
 {
     char name[64];
@@ -1412,6 +1418,29 @@ static void test_bad_segments(void)
         fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
         CHECK(mempool_shm_open_fd(copy) == NULL && errno == EPROTO);
         close(copy);
+    }
+    /* An alignment past the largest that still gives the same layout
+     * (blocks of 8192 bytes: the same stride at 4096 and at 8192): the
+     * header adds up, and is refused for the alignment alone. */
+    {
+        mempool_config big = config_of(4, 8192);
+        big.alignment = 4096;
+        mempool *wide = mempool_shm_create(NULL, &big, 0);
+        REQUIRE(wide);
+        struct stat wst;
+        REQUIRE(fstat(mempool_shm_fd(wide), &wst) == 0);
+        size_t wsize = (size_t)wst.st_size;
+        unsigned char *wimage = malloc(wsize);
+        REQUIRE(wimage && pread(mempool_shm_fd(wide), wimage, wsize, 0) == (ssize_t)wsize);
+        uint64_t alignment = 8192;
+        memcpy(wimage + 48, &alignment, 8);
+        int copy = memfd_create("copy", MFD_ALLOW_SEALING);
+        REQUIRE(copy >= 0 && pwrite(copy, wimage, wsize, 0) == (ssize_t)wsize);
+        fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+        CHECK(mempool_shm_open_fd(copy) == NULL && errno == EPROTO);
+        close(copy);
+        free(wimage);
+        mempool_destroy(wide);
     }
     int tiny = memfd_create("tiny", MFD_ALLOW_SEALING);
     REQUIRE(tiny >= 0 && pwrite(tiny, image, 16, 0) == 16);
