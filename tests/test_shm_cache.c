@@ -212,6 +212,29 @@ static void test_bulk_waiter_keeps_armed(void)
     mempool_destroy(pool);
 }
 
+/* A get that gave up (its timeout) leaves the queue: once blocks are free
+ * again the slots disarm and serve pairs without the lock. Catches a queue
+ * that still counts the departed waiter, which keeps every slot armed and
+ * every get on the locked path for good. */
+static void test_timeout_then_hits(void)
+{
+    mempool *pool = cached_pool(64, 8);
+    void *all[64];
+    REQUIRE(mempool_get_bulk(pool, all, 64, 0) == 0);
+    errno = 0;
+    CHECK(mempool_get_timeout(pool, 10000000) == NULL && errno == ETIMEDOUT);
+    CHECK_EQ(mempool_put_bulk(pool, all, 64), 0);
+    mempool_stats before = stats_of(pool);
+    for (int i = 0; i < 200; i++) {
+        void *b = mempool_get(pool);
+        REQUIRE(b);
+        CHECK_EQ(mempool_put(pool, b), 0);
+    }
+    CHECK(stats_of(pool).cache_misses - before.cache_misses <= 4);
+    CHECK_EQ(mempool_available(pool), 64);
+    mempool_destroy(pool);
+}
+
 /* A stride that is not a power of two (48-byte blocks): the put's hit path
  * cannot use the rotation and finds the index by the full lookup, then
  * serves from the slot as for any other stride. Catches a hit path that
@@ -1101,6 +1124,7 @@ int main(void)
     test_odd_stride();
     test_concurrent_create();
     test_bulk_waiter_keeps_armed();
+    test_timeout_then_hits();
     test_no_stranding();
     test_killed_with_cache();
     test_fifo_with_caches();
