@@ -522,9 +522,10 @@ static void test_numa(void)
 }
 
 /* An arena aligned past the page size is mapped with room to align it and
- * the rest unmapped at once: creating and destroying such pools gives every
- * byte of address space back. Catches a trim that leaves the head or the
- * tail of the mapping behind. */
+ * the rest unmapped at once: creating and destroying such pools, and pools
+ * on huge pages, gives every byte of address space back. Catches a trim
+ * that leaves the head or the tail of the mapping behind, and a huge-page
+ * mapping that is dropped for a fallback instead of used. */
 static void test_aligned_unmapped(void)
 {
     static const size_t alignments[] = { 1 << 16, 1 << 20, 1 << 21 };
@@ -540,6 +541,13 @@ static void test_aligned_unmapped(void)
             CHECK_EQ((uintptr_t)mempool_block(pool, 0) % alignments[a], 0);
             mempool_destroy(pool);
         }
+        /* And arenas asked for huge pages, whichever kind the kernel
+         * gives (or base pages). */
+        mempool_config huge = { .capacity = 1024, .block_size = 4096,
+                                .flags = MEMPOOL_HUGEPAGES };
+        mempool *pool = mempool_create(&huge);
+        REQUIRE(pool != NULL);
+        mempool_destroy(pool);
     }
     if (plain_process())
         CHECK_EQ(vm_size_kb(), before);
