@@ -571,6 +571,32 @@ static void test_hostile_waiters(void)
     mempool_destroy(pool);
 }
 
+/* A queue that emptied and fills again: the second waiter is queued as the
+ * first one, so the next put reaches it and a get does not pass it.
+ * Catches a queue whose last entry outlives the queue (the new waiter would
+ * hang behind a departed one, unreachable). */
+static void test_queue_refills(void)
+{
+    mempool *pool = anon_pool(1, 16);
+    void *b = mempool_get(pool);
+    REQUIRE(b);
+    for (int round = 0; round < 3; round++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, sleeping_get, pool) == 0);
+        wait_for_waits(pool, (uint64_t)round + 1);
+        CHECK_EQ(mempool_put(pool, b), 0);
+        errno = 0;
+        void *passed = mempool_try_get(pool);
+        CHECK(passed == NULL && errno == EAGAIN);
+        if (passed)
+            CHECK_EQ(mempool_put(pool, passed), 0);
+        pthread_join(t, &b);
+        REQUIRE(b);
+    }
+    CHECK_EQ(mempool_put(pool, b), 0);
+    mempool_destroy(pool);
+}
+
 /* Detach looks at exactly the pool's block words. The word after the last
  * one is the first link of the free list; links that happen to read as a
  * block held by the detaching process (513 is "out, held by id 128", the
@@ -1485,6 +1511,7 @@ int main(void)
     test_detach_bounds();
     test_bulk_queues_with_free();
     test_hostile_waiters();
+    test_queue_refills();
     test_unready_named();
     test_recovery_unasked();
     test_broken_grant();
