@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shm_layout.h"
 
 static mempool_config config_of(size_t capacity, size_t block_size)
 {
@@ -543,17 +544,7 @@ static void test_hostile_waiters(void)
      * holds it (a peer wrote it): the next locker takes it over after a
      * slice instead of waiting for itself for ever. The id is the slot's
      * index and generation (src/shm.h's PROC_ID). */
-    uint64_t procs_offset;
-    memcpy(&procs_offset, seg + 80, 8);
-    uint32_t id = UINT32_MAX;
-    for (uint32_t k = 0; k < 128; k++) {
-        uint64_t word = atomic_load((_Atomic uint64_t *)(seg + procs_offset + (size_t)k * 64));
-        int64_t pid = atomic_load((_Atomic int64_t *)(seg + procs_offset + (size_t)k * 64 + 8));
-        if ((uint32_t)word == 1 && pid == (int64_t)getpid())
-            id = k | ((uint32_t)(word >> 32) & 0x3FFFFFu) << 7;
-    }
-    REQUIRE(id != UINT32_MAX);
-    atomic_store((_Atomic uint32_t *)(seg + state_offset), id + 1);
+    atomic_store((_Atomic uint32_t *)(seg + state_offset), our_process_id(seg) + 1);
     void *one = mempool_try_get(pool);
     CHECK(one != NULL);
     CHECK_EQ(mempool_put(pool, one), 0);
@@ -1136,6 +1127,18 @@ static void test_create_fails(void)
  * name, its descriptor or a half-made handle. Run in a child (the limits
  * are for good); not under a sanitizer, memcheck or an emulator, which need
  * the address space. */
+/* An anonymous and a named create both fail with err, leaving no name. */
+static void creates_fail(const char *name, const mempool_config *c, int err)
+{
+    errno = 0;
+    CHECK(mempool_shm_create(NULL, c, 0) == NULL);
+    CHECK_EQ(errno, err);
+    errno = 0;
+    CHECK(mempool_shm_create(name, c, 0) == NULL);
+    CHECK_EQ(errno, err);
+    CHECK_EQ(mempool_shm_unlink(name), ENOENT);
+}
+
 static void create_limits_child(void)
 {
     char name[64];
@@ -1145,13 +1148,7 @@ static void create_limits_child(void)
     struct rlimit as = { ((rlim_t)kb << 10) + (64u << 20), RLIM_INFINITY };
     REQUIRE(setrlimit(RLIMIT_AS, &as) == 0);
     mempool_config big = config_of(1u << 16, 4096); /* 256 MiB of blocks */
-    errno = 0;
-    CHECK(mempool_shm_create(NULL, &big, 0) == NULL);
-    CHECK_EQ(errno, ENOMEM);
-    errno = 0;
-    CHECK(mempool_shm_create(name, &big, 0) == NULL);
-    CHECK_EQ(errno, ENOMEM);
-    CHECK_EQ(mempool_shm_unlink(name), ENOENT);
+    creates_fail(name, &big, ENOMEM);
     as.rlim_cur = RLIM_INFINITY; /* lifted for the exit (coverage counts) */
     REQUIRE(setrlimit(RLIMIT_AS, &as) == 0);
 
@@ -1164,13 +1161,7 @@ static void create_limits_child(void)
     nofile = saved;
     nofile.rlim_cur = (rlim_t)free_fd + 1;
     REQUIRE(setrlimit(RLIMIT_NOFILE, &nofile) == 0);
-    errno = 0;
-    CHECK(mempool_shm_create(NULL, &small, 0) == NULL);
-    CHECK_EQ(errno, EMFILE);
-    errno = 0;
-    CHECK(mempool_shm_create(name, &small, 0) == NULL);
-    CHECK_EQ(errno, EMFILE);
-    CHECK_EQ(mempool_shm_unlink(name), ENOENT);
+    creates_fail(name, &small, EMFILE);
     nofile.rlim_cur = (rlim_t)free_fd;
     REQUIRE(setrlimit(RLIMIT_NOFILE, &nofile) == 0);
     errno = 0;

@@ -18,18 +18,6 @@
 #include "check.h"
 #include "shm_layout.h"
 
-static mempool *cached_pool(size_t capacity, unsigned cache_size)
-{
-    mempool_config c;
-    memset(&c, 0, sizeof c);
-    c.capacity = capacity;
-    c.block_size = 64;
-    c.cache_size = cache_size;
-    mempool *pool = mempool_shm_create(NULL, &c, 0);
-    REQUIRE(pool);
-    return pool;
-}
-
 static int reap(pid_t pid)
 {
     int status;
@@ -237,6 +225,47 @@ static void test_timeout_then_hits(void)
     CHECK(stats_of(pool).cache_misses - before.cache_misses <= 4);
     CHECK_EQ(mempool_available(pool), 64);
     mempool_destroy(pool);
+}
+
+/* A thread that used a shared pool, which is then destroyed (its segment
+ * unmapped), goes on with later pools that take the same directory entry:
+ * private, shared, and shared again from another thread's destroy. Catches
+ * a destroy that leaves the thread's object pointing at the old slot,
+ * which the next call's hit path would follow into the unmapped segment. */
+static void *destroy_pool(void *arg)
+{
+    mempool_destroy(arg);
+    return NULL;
+}
+
+static void pairs_on(mempool *pool, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *b = mempool_get(pool);
+        REQUIRE(b);
+        CHECK_EQ(mempool_put(pool, b), 0);
+    }
+}
+
+static void test_destroyed_then_reused(void)
+{
+    for (int round = 0; round < 3; round++) {
+        mempool *shared = cached_pool(64, 8);
+        pairs_on(shared, 10);
+        if (round == 2) {
+            pthread_t t;
+            REQUIRE(pthread_create(&t, NULL, destroy_pool, shared) == 0);
+            pthread_join(t, NULL);
+        } else {
+            mempool_destroy(shared);
+        }
+        mempool_config c = { .capacity = 64, .block_size = 64 };
+        mempool *next = round == 0 ? mempool_create(&c) : cached_pool(64, 8);
+        REQUIRE(next);
+        pairs_on(next, 10);
+        CHECK_EQ(mempool_available(next), 64);
+        mempool_destroy(next);
+    }
 }
 
 /* A stride that is not a power of two (48-byte blocks): the put's hit path
@@ -906,16 +935,7 @@ static void test_hostile_state(void)
      * died before saying so): a repair finds all it asked for and marks
      * it served; with the pool closed meanwhile, it cancels the wait and
      * frees the block. */
-    uint64_t procs_offset;
-    memcpy(&procs_offset, seg + 80, 8);
-    uint32_t me = UINT32_MAX;
-    for (uint32_t k = 0; k < 128; k++) {
-        uint64_t pw = atomic_load((_Atomic uint64_t *)(seg + procs_offset + (size_t)k * 64));
-        int64_t pid = atomic_load((_Atomic int64_t *)(seg + procs_offset + (size_t)k * 64 + 8));
-        if ((uint32_t)pw == 1 && pid == getpid())
-            me = k | (uint32_t)((pw >> 32) & 0x3FFFFF) << 7;
-    }
-    REQUIRE(me != UINT32_MAX);
+    uint32_t me = our_process_id(seg);
     void *x;
     REQUIRE(mempool_get_bulk(pool, &x, 1, 0) == 0);
     _Atomic uint64_t *xw = (_Atomic uint64_t *)(seg + owners_offset) + mempool_index(pool, x);
@@ -1127,6 +1147,7 @@ int main(void)
     test_hits();
     test_odd_stride();
     test_concurrent_create();
+    test_destroyed_then_reused();
     test_bulk_waiter_keeps_armed();
     test_timeout_then_hits();
     test_no_stranding();

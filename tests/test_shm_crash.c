@@ -503,17 +503,11 @@ static void *pair_once(void *arg)
 
 static void barrier_and_alloc_failures(void)
 {
-    mempool_config c;
-    memset(&c, 0, sizeof c);
-    c.capacity = 32;
-    c.block_size = 64;
-    c.cache_size = 8;
     /* The owner's next call after the request: a get (round 0), or a put
      * of a block it holds (round 1); either hands the slot over. A pool
      * for each round: the child's slot is the only one. */
     for (int round = 0; round < 2; round++) {
-        mempool *pool = mempool_shm_create(NULL, &c, 0);
-        REQUIRE(pool);
+        mempool *pool = cached_pool(32, 8);
         int fd = mempool_shm_fd(pool);
         int ready[2], go[2];
         REQUIRE(pipe(ready) == 0 && pipe(go) == 0);
@@ -567,8 +561,7 @@ static void barrier_and_alloc_failures(void)
         }
         mempool_destroy(pool);
     }
-    mempool *pool = mempool_shm_create(NULL, &c, 0);
-    REQUIRE(pool);
+    mempool *pool = cached_pool(32, 8);
     for (long k = 1; k <= 3; k++) {
         pthread_t t;
         REQUIRE(pthread_create(&t, NULL, pair_once, pool) == 0);
@@ -602,13 +595,7 @@ static void *drain_and_return(void *arg)
 
 static void reclaim_bounds(void)
 {
-    mempool_config c;
-    memset(&c, 0, sizeof c);
-    c.capacity = 64;
-    c.block_size = 64;
-    c.cache_size = 16;
-    mempool *pool = mempool_shm_create(NULL, &c, 0);
-    REQUIRE(pool);
+    mempool *pool = cached_pool(64, 16);
     void *first = mempool_get(pool); /* block 0; slot 0 holds 1..8 */
     REQUIRE(first);
     atomic_store(&mempool__fault_barrier, 1);
@@ -635,13 +622,7 @@ static void reclaim_bounds(void)
  * leaves its slot busy. */
 static void ordered_attach(void)
 {
-    mempool_config c;
-    memset(&c, 0, sizeof c);
-    c.capacity = 32;
-    c.block_size = 64;
-    c.cache_size = 8;
-    mempool *pool = mempool_shm_create(NULL, &c, 0);
-    REQUIRE(pool);
+    mempool *pool = cached_pool(32, 8);
     atomic_store(&mempool__fault_barrier, 1);
     mempool *own = mempool_shm_open_fd(mempool_shm_fd(pool));
     atomic_store(&mempool__fault_barrier, 0);
